@@ -32,9 +32,11 @@ var (
 	ErrMalformedCallback = errors.New("wecom: malformed callback")
 	// ErrNotBatchJobEvent: a decrypted callback message is not a
 	// batch_job_result event (another event, or a plain message).
+	// See https://developer.work.weixin.qq.com/document/path/90973.
 	ErrNotBatchJobEvent = errors.New("wecom: callback message is not a batch_job_result event")
 	// ErrNotExportJob: a batch_job_result event is for an import job, where
 	// an export job (JobType "export_…") was expected.
+	// See https://developer.work.weixin.qq.com/document/path/96298.
 	ErrNotExportJob = errors.New("wecom: batch_job_result event is not for an export job")
 )
 
@@ -343,11 +345,17 @@ func clip(s string) string {
 	return s
 }
 
-// Handler defaults.
+// Defaults of NewCallbackHandler.
 const (
+	// DefaultTimestampTolerance is how far a POST's signed timestamp may be
+	// from the handler's clock (WithTimestampTolerance).
 	DefaultTimestampTolerance = 5 * time.Minute
-	DefaultMaxBodySize        = 64 << 10
-	DefaultDuplicateWindow    = 10 * time.Minute
+	// DefaultMaxBodySize caps a POST body (WithMaxBodySize); a
+	// batch_job_result envelope is under 1 KiB.
+	DefaultMaxBodySize = 64 << 10
+	// DefaultDuplicateWindow is how long a handled event is remembered
+	// (WithDuplicateWindow); WeCom's retries come within seconds.
+	DefaultDuplicateWindow = 10 * time.Minute
 	// maxDuplicateEntries bounds the duplicate-suppression memory; the
 	// oldest entry goes first.
 	maxDuplicateEntries = 10000
@@ -521,7 +529,7 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // fail answers with status and logs err (which never holds secrets).
 func (h *callbackHandler) fail(w http.ResponseWriter, r *http.Request, status int, err error) {
 	level := slog.LevelWarn
-	if status >= 500 {
+	if status == http.StatusInternalServerError {
 		level = slog.LevelError
 	}
 	h.cfg.logger.LogAttrs(r.Context(), level, "wecom callback rejected",
@@ -594,7 +602,11 @@ func (h *callbackHandler) serveEvent(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: body of %d bytes is over the %d-byte limit", ErrMalformedCallback, r.ContentLength, h.cfg.maxBody))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.maxBody))
+	src := r.Body
+	if src == nil { // a hand-made request; servers always set a Body
+		src = http.NoBody
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, src, h.cfg.maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -745,9 +757,13 @@ func (s *recentSet[K, V]) put(key K, val V, now time.Time) {
 	}
 }
 
-// Notifier defaults.
+// Defaults of NewJobNotifier (WithNotifierRetention).
 const (
+	// DefaultNotifierRetention is how long a delivered event is remembered
+	// for late subscribers.
 	DefaultNotifierRetention = 10 * time.Minute
+	// DefaultNotifierMaxEvents is how many delivered events are remembered
+	// at most; the oldest is forgotten first.
 	DefaultNotifierMaxEvents = 4096
 )
 

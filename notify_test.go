@@ -592,6 +592,11 @@ func TestCallbackHandlerStatuses(t *testing.T) {
 		{"POST timestamp not a number", nil, func(*testing.T) *http.Request {
 			return postRequest(fixtureSignature, "17e8", fixtureNonce, fixture)
 		}, 400},
+		{"nil body", nil, func(*testing.T) *http.Request {
+			r := postRequest(fixtureSignature, fixtureTimestamp, fixtureNonce, nil)
+			r.Body = nil
+			return r
+		}, 400},
 		{"huge body with length", nil, func(*testing.T) *http.Request {
 			return postRequest(fixtureSignature, fixtureTimestamp, fixtureNonce, bytes.Repeat([]byte("x"), DefaultMaxBodySize+1))
 		}, 413},
