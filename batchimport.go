@@ -473,7 +473,7 @@ type InviteRequest struct {
 }
 
 // InviteResult lists the targets WeCom found invalid; the valid ones were
-// invited all the same.
+// invited all the same. A list is nil when nothing in it was invalid.
 type InviteResult struct {
 	InvalidUsers   []string
 	InvalidParties []int
@@ -529,7 +529,10 @@ func (c *Client) Invite(ctx context.Context, req InviteRequest) (*InviteResult, 
 	if err := c.postJSON(ctx, pathInvite, body, callSubmit, &resp); err != nil {
 		return nil, err
 	}
-	res := &InviteResult{InvalidUsers: resp.InvalidUser}
+	res := &InviteResult{}
+	if len(resp.InvalidUser) > 0 {
+		res.InvalidUsers = resp.InvalidUser
+	}
 	for _, id := range resp.InvalidParty {
 		res.InvalidParties = append(res.InvalidParties, int(id))
 	}
