@@ -87,7 +87,7 @@ type importJobBody struct {
 	Callback *jobCallbackJSON `json:"callback,omitempty"`
 }
 
-type jobIDResponse struct {
+type importJobIDResponse struct {
 	JobID string `json:"jobid"`
 }
 
@@ -206,7 +206,7 @@ func validJobCallback(cb *JobCallback) error {
 
 // submitImport POSTs an import job and returns its job id.
 func (c *Client) submitImport(ctx context.Context, path string, body importJobBody) (string, error) {
-	var resp jobIDResponse
+	var resp importJobIDResponse
 	if err := c.postJSON(ctx, path, body, callSubmit, &resp); err != nil {
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Code == CodeDeletionProtection {
