@@ -97,7 +97,9 @@ type importJobIDResponse struct {
 // (only the columns present in the file change); members not in the file
 // are left alone.
 //
-// The request is checked before any network call. The submission is
+// The request is checked before any network call; a bad one gives an error
+// naming the field and wrapping ErrRequired, ErrInvalidValue or
+// ErrInvalidAESKey. The submission is
 // retried only where WeCom surely did not run it (45009, 45033, a stale
 // token). A 302008 (another import is running) is returned as an
 // *[APIError]; [Client.ImportMembers] waits and resubmits instead.
