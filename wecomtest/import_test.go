@@ -158,8 +158,8 @@ func TestReplaceUserDeletionGuard(t *testing.T) {
 		cur, keep int
 		trips     bool
 	}{
-		{10, 2, false}, // del 8 = 80%: not more than 80%
-		{10, 1, true},  // del 9 = 90%
+		{10, 2, false},    // del 8 = 80%: not more than 80%
+		{10, 1, true},     // del 9 = 90%
 		{300, 239, true},  // del 61: > 50 and 20.3%
 		{300, 241, false}, // del 59: 19.7%
 		{300, 250, false}, // del 50 never trips (neither > 50 nor < 50)
