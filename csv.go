@@ -122,7 +122,7 @@ type CSVError struct {
 	Err    error
 }
 
-// Error names the row and column. Long column names are shortened.
+// Error names the row and the column (quoted; long names are shortened).
 func (e *CSVError) Error() string {
 	if e == nil {
 		return "<nil>"
@@ -135,10 +135,8 @@ func (e *CSVError) Error() string {
 	} else {
 		b.WriteString("header")
 	}
-	if e.Column != "" {
-		b.WriteString(", column ")
-		b.WriteString(strconv.Quote(csvClip(e.Column)))
-	}
+	b.WriteString(", column ")
+	b.WriteString(strconv.Quote(csvClip(e.Column)))
 	if e.Err != nil {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
