@@ -306,3 +306,93 @@ func TestE2EGetBatchResultUnknownJob(t *testing.T) {
 	var je *wecom.JobError
 	assert.False(t, errors.As(err, &je))
 }
+
+func TestE2EPlanReplaceMembers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		file []string
+		want wecom.ReplacePlan
+	}{
+		{"mixed, case-insensitive", []string{"U01", "u02", "n1"}, wecom.ReplacePlan{
+			Create: []string{"n1"}, Update: []string{"U01", "u02"},
+			Delete: []string{"u00", "u03", "u04", "u05", "u06", "u07", "u08", "u09"}, Current: 10,
+		}},
+		{"everyone stays", []string{"u00", "u01", "u02", "u03", "u04", "u05", "u06", "u07", "u08", "u09"}, wecom.ReplacePlan{
+			Update: []string{"u00", "u01", "u02", "u03", "u04", "u05", "u06", "u07", "u08", "u09"}, Current: 10,
+		}},
+		{"everyone goes", []string{"n1"}, wecom.ReplacePlan{
+			Create: []string{"n1"},
+			Delete: []string{"u00", "u01", "u02", "u03", "u04", "u05", "u06", "u07", "u08", "u09"}, Current: 10, TripsGuard: true,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv, c := newFake(t)
+			seedMembers(t, srv, 10)
+			var file []wecom.Member
+			for i, id := range tt.file {
+				file = append(file, member(id, i))
+			}
+			plan, err := c.PlanReplaceMembers(context.Background(), file)
+			require.NoError(t, err)
+			assert.Equal(t, &tt.want, plan)
+			assert.Equal(t, 0, srv.CallCount(pathUpload)+srv.CallCount(pathReplaceUser), "a plan changes nothing")
+			assert.Equal(t, 10, srv.MemberCount())
+		})
+	}
+}
+
+func TestE2EMaxDeletes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		max     int
+		refused bool
+	}{
+		{"zero value refuses any deletion", 0, true},
+		{"one is not enough", 1, true},
+		{"exactly enough", 2, false},
+		{"no guard", wecom.NoDeleteGuard, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv, c := newFake(t)
+			ids := seedMembers(t, srv, 5)
+			file := []wecom.Member{member("u00", 0), member("u01", 1), member("u02", 2)} // u03, u04 would go
+			res, err := c.ImportMembers(context.Background(), wecom.ImportReplace, file,
+				wecom.ImportOptions{MaxDeletes: tt.max, Wait: fastWait})
+			if !tt.refused {
+				require.NoError(t, err)
+				assert.Empty(t, res.Failed())
+				assert.Equal(t, ids[:3], userIDs(srv))
+				assert.Equal(t, 1, srv.CallCount(pathReplaceUser))
+				return
+			}
+			require.ErrorIs(t, err, wecom.ErrTooManyDeletes)
+			var tm *wecom.TooManyDeletesError
+			require.ErrorAs(t, err, &tm)
+			assert.Equal(t, tt.max, tm.Max)
+			assert.Equal(t, []string{"u03", "u04"}, tm.Plan.Delete)
+			assert.Equal(t, 5, tm.Plan.Current)
+			assert.False(t, tm.Plan.TripsGuard)
+			assert.Equal(t, 0, srv.CallCount(pathReplaceUser), "nothing submitted")
+			assert.Equal(t, 0, srv.CallCount(pathUpload), "nothing uploaded")
+			assert.Equal(t, ids, userIDs(srv))
+		})
+	}
+}
+
+func TestE2EMaxDeletesZeroValueAllowsNoDeletion(t *testing.T) {
+	t.Parallel()
+	srv, c := newFake(t)
+	seedMembers(t, srv, 2)
+	file := []wecom.Member{member("u00", 0), member("u01", 1), member("new", 7)}
+	res, err := c.ImportMembers(context.Background(), wecom.ImportReplace, file, wecom.ImportOptions{Wait: fastWait})
+	require.NoError(t, err)
+	assert.Len(t, res.Items, 3)
+	assert.Equal(t, []string{"new", "u00", "u01"}, userIDs(srv))
+	assert.Equal(t, 1, srv.CallCount("/cgi-bin/export/simple_user"), "the plan exported the directory")
+}

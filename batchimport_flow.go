@@ -3,7 +3,6 @@ package wecom
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -120,9 +119,9 @@ func (c *Client) ImportMembers(ctx context.Context, mode ImportMode, members []M
 		return nil, err
 	}
 	if mode == ImportReplace && opts.MaxDeletes >= 0 {
-		plan, err := c.PlanReplaceMembers(ctx, members)
+		plan, err := c.planReplaceMembers(ctx, members, w)
 		if err != nil {
-			return nil, fmt.Errorf("wecom: ImportMembers: planning the replace: %w", err)
+			return nil, err
 		}
 		if len(plan.Delete) > opts.MaxDeletes {
 			return nil, &TooManyDeletesError{Plan: plan, Max: opts.MaxDeletes}
@@ -278,27 +277,49 @@ func planReplace(members []Member, current []string) *ReplacePlan {
 }
 
 // PlanReplaceMembers says what a replace import of members would do,
-// without changing anything: it exports the directory's userids
-// (export/simple_user, with a fresh key), and returns who would be
-// created, updated and deleted, and whether WeCom's deletion guard would
-// abort the job. The export needs the contact-sync secret's read
-// permission; see https://developer.work.weixin.qq.com/document/path/94849.
+// without changing anything: it validates members (a *[CSVError]), exports
+// the userids of the directory (export/simple_user, with a fresh key, polled
+// with the default delays), and returns who would be created, updated and
+// deleted, and whether WeCom's deletion guard would abort the job. Userids
+// are compared case-insensitively, as WeCom does.
+//
+// The export covers the members the secret can see: with the contact-sync
+// secret, the whole directory. See
+// https://developer.work.weixin.qq.com/document/path/94849 and
+// https://developer.work.weixin.qq.com/document/path/91131.
 func (c *Client) PlanReplaceMembers(ctx context.Context, members []Member) (*ReplacePlan, error) {
+	w, _ := newWaitConfig(nil)
+	return c.planReplaceMembers(ctx, members, w)
+}
+
+func (c *Client) planReplaceMembers(ctx context.Context, members []Member, w waitConfig) (*ReplacePlan, error) {
 	if err := ValidateMembers(members); err != nil {
 		return nil, err
 	}
-	current, err := c.directoryUserIDs(ctx)
+	current, err := c.directoryUserIDs(ctx, w)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("wecom: exporting the directory for a replace plan: %w", err)
 	}
 	return planReplace(members, current), nil
 }
 
-// errExportUnavailable is returned until the export capability lands.
-var errExportUnavailable = errors.New("wecom: directory export is not available")
-
-// directoryUserIDs returns the userid of every member of the directory.
-// TODO(export): export/simple_user once batchexport.go is merged.
-func (c *Client) directoryUserIDs(ctx context.Context) ([]string, error) {
-	return nil, errExportUnavailable
+// directoryUserIDs exports the userid of every member the app can see
+// (export/simple_user with a fresh key), waiting with the delays of w.
+func (c *Client) directoryUserIDs(ctx context.Context, w waitConfig) ([]string, error) {
+	job, err := c.StartExport(ctx, ExportKindSimpleUser, 0, ExportRequest{})
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.WaitExportResult(ctx, job.JobID, WithPollDelay(w.minDelay, w.maxDelay))
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for u, err := range c.ExportedUsers(ctx, res, job.EncodingAESKey) {
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, u.UserID)
+	}
+	return ids, nil
 }

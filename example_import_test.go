@@ -2,6 +2,7 @@ package wecom_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"time"
@@ -72,4 +73,43 @@ func ExampleClient_ImportDepartments() {
 	// Output:
 	// 2 created
 	// 3 created
+}
+
+// A replace import deletes every member missing from the file. The zero
+// ImportOptions refuses to delete anyone: the directory is exported and
+// compared first, and nothing is uploaded when someone would go.
+func ExampleClient_ImportMembers_replace() {
+	srv := wecomtest.NewServer()
+	defer srv.Close()
+	for _, id := range []string{"alice", "bob", "carol"} {
+		if err := srv.AddMember(wecomtest.Member{UserID: id, Name: id, Email: id + "@example.com", Department: []int{1}}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	client, err := wecom.NewClient(srv.CorpID, srv.CorpSecret, wecom.WithBaseURL(srv.URL))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	wait := []wecom.WaitOption{wecom.WithPollDelay(10*time.Millisecond, 100*time.Millisecond)}
+	members := []wecom.Member{
+		{UserID: "alice", Name: "Alice", Email: "alice@example.com", Departments: []int{1}},
+		{UserID: "dave", Name: "Dave", Email: "dave@example.com", Departments: []int{1}},
+	}
+
+	_, err = client.ImportMembers(ctx, wecom.ImportReplace, members, wecom.ImportOptions{Wait: wait})
+	var tooMany *wecom.TooManyDeletesError
+	if errors.As(err, &tooMany) {
+		fmt.Println("refused; would create", tooMany.Plan.Create, "and delete", tooMany.Plan.Delete)
+	}
+
+	// Accept up to two deletions.
+	res, err := client.ImportMembers(ctx, wecom.ImportReplace, members, wecom.ImportOptions{MaxDeletes: 2, Wait: wait})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Type, res.Status, "members now:", srv.MemberCount())
+	// Output:
+	// refused; would create [dave] and delete [bob carol]
+	// replace_user done members now: 2
 }
