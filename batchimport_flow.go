@@ -52,6 +52,9 @@ const NoDeleteGuard = -1
 // the number of deletions you accept, or to NoDeleteGuard (-1) to skip the
 // check (and the export it costs). Values below -1 are an error. It is
 // ignored by ImportSync and ImportDepartments, which delete no member.
+// MaxDeletes does not replace WeCom's own guard: a job within MaxDeletes
+// whose plan has TripsGuard set is still submitted, and WeCom aborts it
+// with a 45026 *[JobError].
 //
 // ToInvite and Callback are passed to the submission (see
 // [SyncUserRequest]); ToInvite is ignored by ImportDepartments. Wait
@@ -209,11 +212,20 @@ func checkImportOptions(op string, opts ImportOptions) (waitConfig, error) {
 // again. WeCom did not run a submission it refused with 302008, so
 // repeating it is safe; the uploaded media_id stays valid for 3 days.
 func (c *Client) submitWhenFree(ctx context.Context, w waitConfig, submit func(context.Context) (string, error)) (string, error) {
+	var busy error // the last 302008
 	for attempt := 1; ; attempt++ {
 		jobID, err := submit(ctx)
-		if err == nil || !IsCode(err, CodeImportJobRunning) {
-			return jobID, err
+		if err == nil {
+			return jobID, nil
 		}
+		if !IsCode(err, CodeImportJobRunning) {
+			if busy != nil && ctx.Err() != nil {
+				// ctx ended during a resubmission: say what we were waiting for.
+				return "", fmt.Errorf("wecom: waiting for the running import job to finish: %w (last error: %w)", err, busy)
+			}
+			return "", err
+		}
+		busy = err
 		d := jitterBackoff(w.minDelay, w.maxDelay, attempt)
 		c.log.LogAttrs(ctx, slog.LevelDebug, "wecom: another import job is running, waiting to resubmit",
 			slog.Int("attempt", attempt), slog.Duration("delay", d))
