@@ -357,6 +357,7 @@ type ItemError struct {
 	Err     *APIError
 }
 
+// Error names the row and its code.
 func (e *ItemError) Error() string {
 	who := "user " + strconv.Quote(e.UserID)
 	if e.UserID == "" {
@@ -365,6 +366,7 @@ func (e *ItemError) Error() string {
 	return fmt.Sprintf("wecom: import row %s: errcode %d: %s", who, e.Err.Code, e.Err.Message)
 }
 
+// Unwrap returns the row's *APIError.
 func (e *ItemError) Unwrap() error { return e.Err }
 
 // batchResultResponse is batch/getresult on the wire. Numbers are decoded

@@ -76,6 +76,7 @@ type TooManyDeletesError struct {
 	Max  int
 }
 
+// Error says how many would be deleted and how many were allowed.
 func (e *TooManyDeletesError) Error() string {
 	n := 0
 	if e.Plan != nil {
