@@ -51,6 +51,7 @@ type fileError struct {
 	msg  string
 }
 
+// Error implements error.
 func (e *fileError) Error() string { return fmt.Sprintf("errcode %d: %s", e.code, e.msg) }
 
 func fileErr(code int, format string, args ...any) *fileError {

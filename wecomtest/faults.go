@@ -195,6 +195,7 @@ type cutWriter struct {
 	cut      bool
 }
 
+// Write passes p through up to the limit, then reports errCut.
 func (c *cutWriter) Write(p []byte) (int, error) {
 	if c.truncate && c.limit < 0 {
 		n, _ := strconv.ParseInt(c.Header().Get("Content-Length"), 10, 64)
