@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // memberRecord formats m as the fields of one template row, independently of
@@ -836,6 +837,33 @@ func FuzzWriteMembersCSV(f *testing.F) {
 		want := [][]string{append(slices.Clone(memberHeaderFields), ext...), memberRecord(m, ext)}
 		if !reflect.DeepEqual(records, want) {
 			t.Fatalf("parsed %q, want %q", records, want)
+		}
+	})
+}
+
+// FuzzCheckText compares the fast value scanner (eight bytes at a time, a
+// CJK fast path) with a plain reference implementation.
+func FuzzCheckText(f *testing.F) {
+	for _, s := range []string{"", "abcdefgh", "abcdefg,", "张三李四王五", "\xe0\x80\x80", "\xed\xa0\x80", "\xef\xbf\xbd",
+		"\xe4\xb8", "abcdefgh\xe4\xb8\xad", "12345678\n", "\xf0\x9f\x98\x80", "ab\"cdefghijk", strings.Repeat("名", 33)} {
+		f.Add(s, 32)
+	}
+	f.Fuzz(func(t *testing.T, s string, maxRunes int) {
+		var want error
+		switch {
+		case strings.ContainsAny(s, ",\"\r\n"):
+			want = ErrUnsafeCSVValue
+		case !utf8.ValidString(s):
+			want = ErrInvalidValue
+		case maxRunes > 0 && utf8.RuneCountInString(s) > maxRunes:
+			want = ErrTooLong
+		}
+		got := checkText(s, maxRunes)
+		if want == ErrUnsafeCSVValue && !utf8.ValidString(s) && errors.Is(got, ErrInvalidValue) {
+			return // both problems: whichever comes first in s is reported
+		}
+		if (got == nil) != (want == nil) || want != nil && !errors.Is(got, want) {
+			t.Fatalf("checkText(%q, %d) = %v, want %v", s, maxRunes, got, want)
 		}
 	})
 }
