@@ -411,11 +411,11 @@ func hasDuplicateHash(h []uint64) bool {
 	}
 	k := min(bits.Len(uint(n/4)), 24) // about 4 values per bucket
 	shift := 64 - k
-	ends := make([]int32, 1<<k)
+	ends := make([]int, 1<<k)
 	for _, x := range h {
 		ends[x>>shift]++
 	}
-	var sum int32
+	sum := 0
 	for b, c := range ends {
 		ends[b] = sum // bucket start, advanced to its end by the scatter
 		sum += c
@@ -426,7 +426,7 @@ func hasDuplicateHash(h []uint64) bool {
 		out[ends[b]] = x
 		ends[b]++
 	}
-	start := int32(0)
+	start := 0
 	for _, end := range ends {
 		bucket := out[start:end]
 		start = end
@@ -469,20 +469,20 @@ func hashUserID(seed maphash.Seed, userID string) uint64 {
 // out hash collisions (a colliding, different userid goes to spill).
 type userIDSet struct {
 	seed   maphash.Seed
-	byHash map[uint64]int32 // hash → index into rows/offs
-	arena  []byte           // lower-cased userids, back to back
-	offs   []uint32         // offs[i]:offs[i+1] is entry i in arena
-	rows   []int32          // rows[i] is the data row of entry i
-	spill  map[string]int   // lower-cased userid → row, for hash collisions
+	byHash map[uint64]int // hash → index into rows/offs
+	arena  []byte         // lower-cased userids, back to back
+	offs   []int          // offs[i]:offs[i+1] is entry i in arena
+	rows   []int          // rows[i] is the data row of entry i
+	spill  map[string]int // lower-cased userid → row, for hash collisions
 }
 
 func newUserIDSet(n int) *userIDSet {
 	return &userIDSet{
 		seed:   maphash.MakeSeed(),
-		byHash: make(map[uint64]int32, n),
+		byHash: make(map[uint64]int, n),
 		arena:  make([]byte, 0, n*12),
-		offs:   make([]uint32, 1, n+1),
-		rows:   make([]int32, 0, n),
+		offs:   make([]int, 1, n+1),
+		rows:   make([]int, 0, n),
 	}
 }
 
@@ -502,7 +502,7 @@ func (u *userIDSet) add(userID string, row int) error {
 	first := 0
 	if i, ok := u.byHash[h]; ok {
 		if string(u.arena[u.offs[i]:u.offs[i+1]]) == string(lower) {
-			first = int(u.rows[i])
+			first = u.rows[i]
 		} else { // a hash collision between different userids
 			if u.spill == nil {
 				u.spill = make(map[string]int)
@@ -514,10 +514,10 @@ func (u *userIDSet) add(userID string, row int) error {
 			}
 		}
 	} else {
-		u.byHash[h] = int32(len(u.rows))
+		u.byHash[h] = len(u.rows)
 		u.arena = append(u.arena, lower...)
-		u.offs = append(u.offs, uint32(len(u.arena)))
-		u.rows = append(u.rows, int32(row))
+		u.offs = append(u.offs, len(u.arena))
+		u.rows = append(u.rows, row)
 	}
 	if first != 0 {
 		return &CSVError{Row: row, Column: CSVColUserID, Err: fmt.Errorf(
@@ -582,7 +582,7 @@ func newMemberCSVWriter(w io.Writer, ext []string, validate bool) *MemberCSVWrit
 		buf:      make([]byte, 0, 1024),
 	}
 	if validate {
-		mw.seen = newUserIDSet(0)
+		mw.seen = newUserIDSet(1024)
 	}
 	b := append(mw.buf[:0], memberCSVHeader...)
 	for _, name := range ext {
@@ -697,7 +697,7 @@ func (w *MemberCSVWriter) appendRow(m *Member) {
 		if i > 0 {
 			b = append(b, ';')
 		}
-		b = strconv.AppendInt(b, int64(d), 10)
+		b = appendInt(b, d)
 	}
 	b = append(b, ',')
 	b = append(b, m.Position...)
@@ -724,7 +724,7 @@ func (w *MemberCSVWriter) appendRow(m *Member) {
 		if i > 0 {
 			b = append(b, ';')
 		}
-		b = strconv.AppendInt(b, int64(o), 10)
+		b = appendInt(b, o)
 	}
 	b = append(b, ',')
 	b = append(b, m.Alias...)
@@ -1041,12 +1041,12 @@ func WriteDepartmentsCSV(w io.Writer, depts []Department) error {
 		d := &depts[i]
 		b = append(b, d.Name...)
 		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(d.ID), 10)
+		b = appendInt(b, d.ID)
 		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(d.ParentID), 10)
+		b = appendInt(b, d.ParentID)
 		b = append(b, ',')
 		if d.Order != 0 {
-			b = strconv.AppendInt(b, int64(d.Order), 10)
+			b = appendInt(b, d.Order)
 		}
 		b = append(b, '\n')
 		if _, err := bw.Write(b); err != nil {
@@ -1195,15 +1195,18 @@ func checkDeptName(s string) error {
 	return nil
 }
 
-// asciiLower lower-cases an ASCII string, allocating only if it has an
-// upper-case letter.
-func asciiLower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(s)
-		}
+// appendInt appends v in decimal; small values, the usual department ids
+// and orders, skip strconv's temporary buffer.
+func appendInt(b []byte, v int) []byte {
+	switch {
+	case v >= 0 && v < 10:
+		return append(b, byte('0'+v))
+	case v >= 10 && v < 100:
+		return append(b, byte('0'+v/10), byte('0'+v%10))
+	case v >= 100 && v < 1000:
+		return append(b, byte('0'+v/100), byte('0'+v/10%10), byte('0'+v%10))
 	}
-	return s
+	return strconv.AppendInt(b, int64(v), 10)
 }
 
 // csvClip shortens s to at most 40 characters for error messages.
