@@ -78,7 +78,9 @@ const (
 )
 
 // Sentinel errors wrapped by [CSVError].Err. Match them with errors.Is; the
-// wrapping error says precisely what is wrong.
+// wrapping error says precisely what is wrong. Their text is short because
+// they are seen inside a CSVError, whose message starts "wecom: csv row N,
+// column X: ".
 var (
 	// ErrRequired: a required value is empty (姓名, 帐号, 所在部门, both
 	// 手机号 and 邮箱, 部门名称, 部门ID, 父部门ID).
@@ -110,10 +112,10 @@ var (
 var errNilWriter = errors.New("wecom: csv: nil io.Writer")
 
 // CSVError reports an invalid value in a member or department CSV, before
-// anything is written. Row is the 1-based index of the data row (the
-// member's or department's position in the input slice plus one; 0 means
-// the header, e.g. a bad extension attribute name given to
-// [NewMemberCSVWriter]). Column is the template header text of the column
+// anything is written. Row is the 1-based number of the data row: the
+// member's or department's index in the input slice plus one, or for a
+// [MemberCSVWriter] the number of the Write call; 0 means the header (a bad
+// extension attribute name given to [NewMemberCSVWriter]). Column is the template header text of the column
 // (one of the CSVCol* constants, e.g. "手机号") or the extension attribute
 // name. Err wraps one of the sentinel errors (ErrRequired, ErrInvalidValue,
 // ErrTooLong, ErrUnsafeCSVValue, ErrDuplicate, ErrNotATree,
@@ -227,11 +229,28 @@ func (g *Gender) UnmarshalJSON(data []byte) error {
 // Member is one row of the member import template (batch/syncuser,
 // batch/replaceuser: https://developer.work.weixin.qq.com/document/path/91130).
 //
-// Required: UserID, Name, Departments, and at least one of Mobile and Email.
-// IsLeaderInDept and Order are per department, in the order of Departments:
-// either empty or exactly as long as Departments. ExtAttrs become extra
-// columns whose header is the attribute name; WeCom only applies attributes
-// that already exist in the admin console and ignores other columns.
+// The writers check, per field (lengths in characters unless stated):
+//   - UserID (帐号): required, 1-64 bytes of [0-9A-Za-z_-@.], starting with
+//     a letter or digit; unique in the file, compared case-insensitively.
+//   - Name (姓名): required, at most 64.
+//   - Mobile (手机号): at most 32 of digits, '+' and '-', with a digit.
+//   - Email (邮箱): at most 64, local@domain with one '@', a domain
+//     containing an inner '.', no spaces. At least one of Mobile and Email.
+//   - Departments (所在部门): 1 to 20 distinct positive ids.
+//   - IsLeaderInDept, Order: empty, or one entry per department, in the
+//     order of Departments; each Order in [0, 2^32).
+//   - Position at most 128, Alias at most 32, Address at most 128;
+//     Telephone (座机) at most 32 of digits and '-'.
+//   - Gender: GenderUnset, GenderMale or GenderFemale.
+//   - ExtAttrs: extra columns whose header is the attribute name; a name
+//     may not be empty or equal a template header (帐号 or 账号 included).
+//     WeCom only applies attributes that exist in the admin console and
+//     ignores other columns.
+//
+// Every value, names of attributes included, must be valid UTF-8 without
+// ',', '"', '\r' or '\n' ([ErrUnsafeCSVValue]). Leading '=', '+', '-' or
+// '@' are written as they are: mobiles start with '+', and the file is read
+// by WeCom, not a spreadsheet.
 type Member struct {
 	UserID, Name, Mobile, Email string
 	Departments                 []int
