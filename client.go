@@ -52,7 +52,6 @@ type config struct {
 	now           func() time.Time
 	refreshMargin time.Duration
 	maxBody       int64
-	userAgent     string
 	err           error
 }
 

@@ -262,13 +262,12 @@ func deletionGuard(del, cur int) bool {
 
 // importCtx carries per-job state used while applying rows.
 type importCtx struct {
-	replace       bool
-	maxRef        int               // largest department id the file mentions
-	otherID       int               // id of OtherDepartmentName, 0 until needed
-	mobileOwner   map[string]string // replace only: claims made by this file
-	emailOwner    map[string]string
-	ext           []string
-	createdOthers bool
+	replace     bool
+	maxRef      int               // largest department id the file mentions
+	otherID     int               // id of OtherDepartmentName, 0 until needed
+	mobileOwner map[string]string // replace only: claims made by this file
+	emailOwner  map[string]string
+	ext         []string
 }
 
 func (s *Server) runMemberImport(j *importJob, ext []string) *fileError {
@@ -512,13 +511,13 @@ func (s *Server) ensureDepartment(id int, ctx *importCtx) {
 
 // partyRow is a validated department record.
 type partyRow struct {
-	rec                *deptRecord
-	id, parent, order  int
-	depth              int
-	code               int
-	msg                string
-	fileIndex          int
-	skipOrder, noOrder bool
+	rec               *deptRecord
+	id, parent, order int
+	depth             int
+	code              int
+	msg               string
+	fileIndex         int
+	noOrder           bool
 }
 
 func (s *Server) runPartyImport(j *importJob) *fileError {
