@@ -216,7 +216,7 @@ func NewClient(corpID, corpSecret string, opts ...Option) (*Client, error) {
 	rc.SetLogger(quietRestyLogger{}) // resty must not print; our own logs are redacted
 	rc.SetRetryCount(0)              // retries are ours: they know which calls are safe to repeat
 	rc.SetHeader("User-Agent", "wecomkit-wecom-go")
-	rc.SetPreRequestHook(setKnownContentLength)
+	rc.SetPreRequestHook(attachStreamBody)
 	c := &Client{
 		corpID:  corpID,
 		secret:  corpSecret,
@@ -508,7 +508,7 @@ func (c *Client) send(ctx context.Context, ac apiCall, token string, out any) er
 	switch {
 	case ac.upload != nil:
 		req.SetHeader("Content-Type", ac.upload.contentType)
-		req.SetBody(ac.upload.reader())
+		req.SetContext(context.WithValue(ctx, streamBodyKey{}, ac.upload))
 	case ac.body != nil:
 		b, err := json.Marshal(ac.body)
 		if err != nil {
@@ -599,16 +599,19 @@ func (quietRestyLogger) Errorf(string, ...any) {}
 func (quietRestyLogger) Warnf(string, ...any)  {}
 func (quietRestyLogger) Debugf(string, ...any) {}
 
-// lengthBody is a request body that knows its length, so the request gets
-// a Content-Length header instead of chunked encoding.
-type lengthBody interface {
-	io.ReadCloser
-	Len() int64
-}
+// streamBodyKey carries a streaming request body past resty: resty reads
+// any io.Reader body fully into memory (to build GetBody), which would
+// double a 20 MB upload. The body is attached to the *http.Request in the
+// pre-request hook instead, with its length and a GetBody that replays it.
+type streamBodyKey struct{}
 
-func setKnownContentLength(_ *resty.Client, r *http.Request) error {
-	if lb, ok := r.Body.(lengthBody); ok {
-		r.ContentLength = lb.Len()
+func attachStreamBody(_ *resty.Client, r *http.Request) error {
+	u, ok := r.Context().Value(streamBodyKey{}).(*uploadBody)
+	if !ok {
+		return nil
 	}
+	r.Body = io.NopCloser(u.reader())
+	r.ContentLength = u.size()
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(u.reader()), nil }
 	return nil
 }
