@@ -369,23 +369,8 @@ func validateMemberRow(m *Member, row int, known *extNames) error {
 	if len(m.ExtAttrs) == 0 {
 		return nil
 	}
-	// Fast path: when every key is an already known name, looking the
-	// few known names up is cheaper than iterating over the map.
-	if len(known.sorted) <= 8 {
-		hits := 0
-		ok := true
-		for _, name := range known.sorted {
-			if v, found := m.ExtAttrs[name]; found {
-				hits++
-				if checkText(v, 0) != nil {
-					ok = false
-					break
-				}
-			}
-		}
-		if ok && hits == len(m.ExtAttrs) {
-			return nil
-		}
+	if extAttrsAmong(m.ExtAttrs, known.sorted) {
+		return nil
 	}
 	var bad *CSVError
 	for k, v := range m.ExtAttrs {
@@ -412,6 +397,26 @@ func validateMemberRow(m *Member, row int, known *extNames) error {
 		return bad
 	}
 	return nil
+}
+
+// extAttrsAmong is the fast path of extension attribute checks: it reports
+// whether every key of attrs is in names and every value is safe, looking
+// the names up rather than iterating over the map, which is cheaper when
+// there are few names. False means "look closer", not "invalid".
+func extAttrsAmong(attrs map[string]string, names []string) bool {
+	if len(names) > 8 {
+		return false
+	}
+	hits := 0
+	for _, name := range names {
+		if v, ok := attrs[name]; ok {
+			if checkText(v, 0) != nil {
+				return false
+			}
+			hits++
+		}
+	}
+	return hits == len(attrs)
 }
 
 // hasDuplicateHash reports whether h (which it reorders) holds a value
@@ -650,6 +655,9 @@ func (w *MemberCSVWriter) Write(m Member) error {
 func (w *MemberCSVWriter) validateRow(m *Member) error {
 	if err := validateMemberFields(m, w.row); err != nil {
 		return err
+	}
+	if len(m.ExtAttrs) == 0 || extAttrsAmong(m.ExtAttrs, w.ext) {
+		return w.seen.add(m.UserID, w.row)
 	}
 	var bad *CSVError
 	for k, v := range m.ExtAttrs {
