@@ -41,6 +41,9 @@ type Client struct {
 	now     func() time.Time
 	maxBody int64
 	tokens  *tokenCache
+
+	exportDir      string // where large export files are staged; "" = os.TempDir()
+	minExportBlock int    // smallest ExportRequest.BlockSize accepted; tests lower it
 }
 
 type config struct {
@@ -53,6 +56,7 @@ type config struct {
 	refreshMargin time.Duration
 	maxBody       int64
 	userAgent     string
+	exportDir     string
 	err           error
 }
 
@@ -227,6 +231,9 @@ func NewClient(corpID, corpSecret string, opts ...Option) (*Client, error) {
 		retry:   cfg.retry,
 		now:     cfg.now,
 		maxBody: cfg.maxBody,
+
+		exportDir:      cfg.exportDir,
+		minExportBlock: MinExportBlockSize,
 	}
 	c.tokens = newTokenCache(c, cfg.store, storeKey(corpID, corpSecret), cfg.refreshMargin)
 	return c, nil
