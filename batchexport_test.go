@@ -120,10 +120,12 @@ func TestExportValidationBeforeNetwork(t *testing.T) {
 		name string
 		err  error
 	}{}
-	add := func(name string, err error) { bad = append(bad, struct {
-		name string
-		err  error
-	}{name, err}) }
+	add := func(name string, err error) {
+		bad = append(bad, struct {
+			name string
+			err  error
+		}{name, err})
+	}
 	_, err := c.ExportUser(ctx, ExportRequest{EncodingAESKey: "short"})
 	add("short key", err)
 	_, err = c.ExportUser(ctx, ExportRequest{EncodingAESKey: strings.Repeat("a", 42) + "!"})
