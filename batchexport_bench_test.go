@@ -43,9 +43,9 @@ type benchFile struct {
 }
 
 var (
-	benchOnce sync.Once
-	benchData *benchFile
-	benchErr  error
+	exportBenchOnce sync.Once
+	exportBenchData *benchFile
+	exportBenchErr  error
 )
 
 func benchUsers() int {
@@ -96,11 +96,11 @@ func appendBenchUser(b []byte, i int) []byte {
 // it to an unlinked temporary file so that it is not on the heap the
 // benchmarks measure.
 func loadBenchFile(b *testing.B) *benchFile {
-	benchOnce.Do(func() { benchData, benchErr = buildBenchFile(benchUsers()) })
-	if benchErr != nil {
-		b.Fatal(benchErr)
+	exportBenchOnce.Do(func() { exportBenchData, exportBenchErr = buildBenchFile(benchUsers()) })
+	if exportBenchErr != nil {
+		b.Fatal(exportBenchErr)
 	}
-	return benchData
+	return exportBenchData
 }
 
 func buildBenchFile(n int) (*benchFile, error) {

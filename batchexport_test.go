@@ -29,7 +29,7 @@ import (
 	"github.com/wecomkit/wecom/internal/wxcrypto"
 )
 
-const testBase = "https://qyapi.test"
+const exportTestBase = "https://qyapi.test"
 
 var fastRetry = RetryPolicy{MaxAttempts: 3, MinDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
 
@@ -38,9 +38,9 @@ var fastRetry = RetryPolicy{MaxAttempts: 3, MinDelay: time.Millisecond, MaxDelay
 func newMockClient(t *testing.T, opts ...Option) (*Client, *httpmock.MockTransport) {
 	t.Helper()
 	mt := httpmock.NewMockTransport()
-	mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/gettoken",
+	mt.RegisterResponder(http.MethodGet, exportTestBase+"/cgi-bin/gettoken",
 		httpmock.NewStringResponder(200, `{"errcode":0,"errmsg":"ok","access_token":"TOKEN","expires_in":7200}`))
-	opts = append([]Option{WithBaseURL(testBase), WithRetry(fastRetry), WithHTTPClient(&http.Client{Transport: mt})}, opts...)
+	opts = append([]Option{WithBaseURL(exportTestBase), WithRetry(fastRetry), WithHTTPClient(&http.Client{Transport: mt})}, opts...)
 	c, err := NewClient("corp", "secret", opts...)
 	require.NoError(t, err)
 	return c, mt
@@ -74,7 +74,7 @@ func TestExportRequestShapes(t *testing.T) {
 			c, mt := newMockClient(t)
 			var got map[string]any
 			var query string
-			mt.RegisterResponder(http.MethodPost, testBase+tc.path, func(r *http.Request) (*http.Response, error) {
+			mt.RegisterResponder(http.MethodPost, exportTestBase+tc.path, func(r *http.Request) (*http.Response, error) {
 				query = r.URL.RawQuery
 				b, _ := io.ReadAll(r.Body)
 				if err := json.Unmarshal(b, &got); err != nil {
@@ -95,7 +95,7 @@ func TestStartExportGeneratesKey(t *testing.T) {
 	t.Parallel()
 	c, mt := newMockClient(t)
 	var sent string
-	mt.RegisterResponder(http.MethodPost, testBase+"/cgi-bin/export/user", func(r *http.Request) (*http.Response, error) {
+	mt.RegisterResponder(http.MethodPost, exportTestBase+"/cgi-bin/export/user", func(r *http.Request) (*http.Response, error) {
 		var b struct {
 			Key string `json:"encoding_aeskey"`
 		}
@@ -162,11 +162,11 @@ func TestExportValidationBeforeNetwork(t *testing.T) {
 func TestExportSubmitErrors(t *testing.T) {
 	t.Parallel()
 	c, mt := newMockClient(t)
-	mt.RegisterResponder(http.MethodPost, testBase+"/cgi-bin/export/user",
+	mt.RegisterResponder(http.MethodPost, exportTestBase+"/cgi-bin/export/user",
 		httpmock.NewStringResponder(200, `{"errcode":40058,"errmsg":"invalid parameter"}`))
 	_, err := c.ExportUser(context.Background(), ExportRequest{})
 	assert.True(t, IsCode(err, CodeInvalidParameter), "%v", err)
-	mt.RegisterResponder(http.MethodPost, testBase+"/cgi-bin/export/department",
+	mt.RegisterResponder(http.MethodPost, exportTestBase+"/cgi-bin/export/department",
 		httpmock.NewStringResponder(200, `{"errcode":0,"errmsg":"ok"}`))
 	_, err = c.ExportDepartment(context.Background(), ExportRequest{})
 	var re *ResponseError
@@ -184,7 +184,7 @@ func TestGetExportResult(t *testing.T) {
 				body = `{"errcode":0,"errmsg":"ok","status":2,"data_list":[{"url":"https://f.test/a?sign=x","size":96,"md5":"ABC"},{"url":"https://f.test/b","size":32,"md5":"def"}]}`
 			}
 			var q string
-			mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/export/get_result", func(r *http.Request) (*http.Response, error) {
+			mt.RegisterResponder(http.MethodGet, exportTestBase+"/cgi-bin/export/get_result", func(r *http.Request) (*http.Response, error) {
 				q = r.URL.Query().Get("jobid")
 				return httpmock.NewStringResponse(200, body), nil
 			})
@@ -205,13 +205,13 @@ func TestGetExportResult(t *testing.T) {
 func TestGetExportResultErrors(t *testing.T) {
 	t.Parallel()
 	c, mt := newMockClient(t)
-	mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/export/get_result",
+	mt.RegisterResponder(http.MethodGet, exportTestBase+"/cgi-bin/export/get_result",
 		httpmock.NewStringResponder(200, `{"errcode":40088,"errmsg":"jobid not found"}`))
 	_, err := c.GetExportResult(context.Background(), "jobid_x")
 	assert.True(t, IsCode(err, CodeJobNotFound), "%v", err)
 
 	c2, mt2 := newMockClient(t)
-	mt2.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/export/get_result",
+	mt2.RegisterResponder(http.MethodGet, exportTestBase+"/cgi-bin/export/get_result",
 		httpmock.NewStringResponder(200, `{"errcode":0,"errmsg":"ok"}`))
 	_, err = c2.GetExportResult(context.Background(), "jobid_x")
 	var re *ResponseError
@@ -230,7 +230,7 @@ func TestWaitExportResult(t *testing.T) {
 	t.Run("done", func(t *testing.T) {
 		t.Parallel()
 		c, mt := newMockClient(t)
-		mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/export/get_result", seq(
+		mt.RegisterResponder(http.MethodGet, exportTestBase+"/cgi-bin/export/get_result", seq(
 			`{"errcode":0,"errmsg":"ok","status":0}`,
 			`{"errcode":0,"errmsg":"ok","status":1}`,
 			`{"errcode":0,"errmsg":"ok","status":2,"data_list":[{"url":"https://f.test/a","size":32,"md5":"00"}]}`))
@@ -238,12 +238,12 @@ func TestWaitExportResult(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, ExportDone, res.Status)
 		assert.Len(t, res.DataList, 1)
-		assert.Equal(t, 3, mt.GetCallCountInfo()["GET "+testBase+"/cgi-bin/export/get_result"])
+		assert.Equal(t, 3, mt.GetCallCountInfo()["GET "+exportTestBase+"/cgi-bin/export/get_result"])
 	})
 	t.Run("failed", func(t *testing.T) {
 		t.Parallel()
 		c, mt := newMockClient(t)
-		mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/export/get_result", seq(
+		mt.RegisterResponder(http.MethodGet, exportTestBase+"/cgi-bin/export/get_result", seq(
 			`{"errcode":0,"errmsg":"ok","status":1}`,
 			`{"errcode":0,"errmsg":"ok","status":3}`))
 		res, err := c.WaitExportResult(context.Background(), "jobid_x", WithPollDelay(time.Millisecond, 5*time.Millisecond))
@@ -256,7 +256,7 @@ func TestWaitExportResult(t *testing.T) {
 	t.Run("cancel", func(t *testing.T) {
 		t.Parallel()
 		c, mt := newMockClient(t)
-		mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/export/get_result", seq(`{"errcode":0,"errmsg":"ok","status":1}`))
+		mt.RegisterResponder(http.MethodGet, exportTestBase+"/cgi-bin/export/get_result", seq(`{"errcode":0,"errmsg":"ok","status":1}`))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 		defer cancel()
 		_, err := c.WaitExportResult(ctx, "jobid_x", WithPollDelay(time.Millisecond, 5*time.Millisecond))

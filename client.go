@@ -55,7 +55,6 @@ type config struct {
 	now           func() time.Time
 	refreshMargin time.Duration
 	maxBody       int64
-	userAgent     string
 	exportDir     string
 	err           error
 }
@@ -484,20 +483,19 @@ func netErr(path string, err error) error {
 // quoted a URL.
 func redact(s string) string {
 	for _, key := range []string{"access_token=", "corpsecret=", "sign=", "signature="} {
+		from := 0
 		for {
-			i := strings.Index(s, key)
+			i := strings.Index(s[from:], key)
 			if i < 0 {
 				break
 			}
-			j := i + len(key)
+			j := from + i + len(key)
 			k := j
 			for k < len(s) && s[k] != '&' && s[k] != ' ' && s[k] != '"' {
 				k++
 			}
 			s = s[:j] + "REDACTED" + s[k:]
-			if k == j {
-				break
-			}
+			from = j + len("REDACTED")
 		}
 	}
 	return s

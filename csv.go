@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,7 +78,9 @@ const (
 )
 
 // Sentinel errors wrapped by [CSVError].Err. Match them with errors.Is; the
-// wrapping error says precisely what is wrong.
+// wrapping error says precisely what is wrong. Their text is short because
+// they are seen inside a CSVError, whose message starts "wecom: csv row N,
+// column X: ".
 var (
 	// ErrRequired: a required value is empty (姓名, 帐号, 所在部门, both
 	// 手机号 and 邮箱, 部门名称, 部门ID, 父部门ID).
@@ -108,10 +112,10 @@ var (
 var errNilWriter = errors.New("wecom: csv: nil io.Writer")
 
 // CSVError reports an invalid value in a member or department CSV, before
-// anything is written. Row is the 1-based index of the data row (the
-// member's or department's position in the input slice plus one; 0 means
-// the header, e.g. a bad extension attribute name given to
-// [NewMemberCSVWriter]). Column is the template header text of the column
+// anything is written. Row is the 1-based number of the data row: the
+// member's or department's index in the input slice plus one, or for a
+// [MemberCSVWriter] the number of the Write call; 0 means the header (a bad
+// extension attribute name given to [NewMemberCSVWriter]). Column is the template header text of the column
 // (one of the CSVCol* constants, e.g. "手机号") or the extension attribute
 // name. Err wraps one of the sentinel errors (ErrRequired, ErrInvalidValue,
 // ErrTooLong, ErrUnsafeCSVValue, ErrDuplicate, ErrNotATree,
@@ -225,11 +229,28 @@ func (g *Gender) UnmarshalJSON(data []byte) error {
 // Member is one row of the member import template (batch/syncuser,
 // batch/replaceuser: https://developer.work.weixin.qq.com/document/path/91130).
 //
-// Required: UserID, Name, Departments, and at least one of Mobile and Email.
-// IsLeaderInDept and Order are per department, in the order of Departments:
-// either empty or exactly as long as Departments. ExtAttrs become extra
-// columns whose header is the attribute name; WeCom only applies attributes
-// that already exist in the admin console and ignores other columns.
+// The writers check, per field (lengths in characters unless stated):
+//   - UserID (帐号): required, 1-64 bytes of [0-9A-Za-z_-@.], starting with
+//     a letter or digit; unique in the file, compared case-insensitively.
+//   - Name (姓名): required, at most 64.
+//   - Mobile (手机号): at most 32 of digits, '+' and '-', with a digit.
+//   - Email (邮箱): at most 64, local@domain with one '@', a domain
+//     containing an inner '.', no spaces. At least one of Mobile and Email.
+//   - Departments (所在部门): 1 to 20 distinct positive ids.
+//   - IsLeaderInDept, Order: empty, or one entry per department, in the
+//     order of Departments; each Order in [0, 2^32).
+//   - Position at most 128, Alias at most 32, Address at most 128;
+//     Telephone (座机) at most 32 of digits and '-'.
+//   - Gender: GenderUnset, GenderMale or GenderFemale.
+//   - ExtAttrs: extra columns whose header is the attribute name; a name
+//     may not be empty or equal a template header (帐号 or 账号 included).
+//     WeCom only applies attributes that exist in the admin console and
+//     ignores other columns.
+//
+// Every value, names of attributes included, must be valid UTF-8 without
+// ',', '"', '\r' or '\n' ([ErrUnsafeCSVValue]). Leading '=', '+', '-' or
+// '@' are written as they are: mobiles start with '+', and the file is read
+// by WeCom, not a spreadsheet.
 type Member struct {
 	UserID, Name, Mobile, Email string
 	Departments                 []int
@@ -298,54 +319,229 @@ func ValidateMembers(members []Member) error {
 }
 
 // validateMembers validates every member, including duplicate userids, and
-// returns the sorted union of extension attribute names.
+// returns the sorted union of extension attribute names. The error is the
+// one a row-by-row check would meet first: within a row, the template
+// columns, then extension attributes, then the userid against earlier rows.
 func validateMembers(members []Member) ([]string, error) {
-	seen := make(map[string]int, len(members))
-	known := map[string]struct{}{}
+	// Duplicates are found by bucketing hashes of the lower-cased userids,
+	// which is much cheaper than a map insert per row; only if two hashes
+	// are equal is the exact (map-based) search run.
+	seed := maphash.MakeSeed()
+	hashes := make([]uint64, 0, len(members))
+	var known extNames
+	var rowErr error
 	for i := range members {
 		m := &members[i]
-		row := i + 1
-		if err := validateMemberFields(m, row); err != nil {
-			return nil, err
+		if rowErr = validateMemberRow(m, i+1, &known); rowErr != nil {
+			break
 		}
-		if err := checkDuplicateUserID(seen, m.UserID, row); err != nil {
-			return nil, err
-		}
-		var bad *CSVError
-		for k, v := range m.ExtAttrs {
-			if bad != nil && k >= bad.Column {
-				continue
-			}
-			if _, ok := known[k]; !ok {
-				if err := checkExtAttrName(k); err != nil {
-					bad = &CSVError{Row: row, Column: k, Err: err}
-					continue
-				}
-				known[k] = struct{}{}
-			}
-			if err := checkText(v, 0); err != nil {
-				bad = &CSVError{Row: row, Column: k, Err: err}
-			}
-		}
-		if bad != nil {
-			return nil, bad
-		}
+		hashes = append(hashes, hashUserID(seed, m.UserID))
 	}
-	ext := make([]string, 0, len(known))
-	for k := range known {
-		ext = append(ext, k)
+	// hashes covers the rows before the first bad row: a duplicate among
+	// them comes first.
+	if hasDuplicateHash(hashes) {
+		seen := newUserIDSet(len(hashes))
+		for j := range len(hashes) {
+			if err := seen.add(members[j].UserID, j+1); err != nil {
+				return nil, err
+			}
+		}
+		// Equal hashes of different userids: no duplicate after all.
 	}
-	slices.Sort(ext)
-	return ext, nil
+	if rowErr != nil {
+		return nil, rowErr
+	}
+	return known.sorted, nil
 }
 
-func checkDuplicateUserID(seen map[string]int, userID string, row int) error {
-	key := asciiLower(userID)
-	if first, dup := seen[key]; dup {
+// extNames collects the valid extension attribute names seen so far.
+type extNames struct {
+	set    map[string]struct{}
+	sorted []string
+}
+
+// validateMemberRow checks one member's columns and extension attributes;
+// the names of valid attributes are added to known.
+func validateMemberRow(m *Member, row int, known *extNames) error {
+	if err := validateMemberFields(m, row); err != nil {
+		return err
+	}
+	if len(m.ExtAttrs) == 0 {
+		return nil
+	}
+	// Fast path: when every key is an already known name, looking the
+	// few known names up is cheaper than iterating over the map.
+	if len(known.sorted) <= 8 {
+		hits := 0
+		ok := true
+		for _, name := range known.sorted {
+			if v, found := m.ExtAttrs[name]; found {
+				hits++
+				if checkText(v, 0) != nil {
+					ok = false
+					break
+				}
+			}
+		}
+		if ok && hits == len(m.ExtAttrs) {
+			return nil
+		}
+	}
+	var bad *CSVError
+	for k, v := range m.ExtAttrs {
+		if bad != nil && k >= bad.Column {
+			continue
+		}
+		if _, ok := known.set[k]; !ok {
+			if err := checkExtAttrName(k); err != nil {
+				bad = &CSVError{Row: row, Column: k, Err: err}
+				continue
+			}
+			if known.set == nil {
+				known.set = make(map[string]struct{})
+			}
+			known.set[k] = struct{}{}
+			i, _ := slices.BinarySearch(known.sorted, k)
+			known.sorted = slices.Insert(known.sorted, i, k)
+		}
+		if err := checkText(v, 0); err != nil {
+			bad = &CSVError{Row: row, Column: k, Err: err}
+		}
+	}
+	if bad != nil {
+		return bad
+	}
+	return nil
+}
+
+// hasDuplicateHash reports whether h (which it reorders) holds a value
+// twice. It buckets the values by their top bits in one counting pass, so
+// that only a few values share a bucket, then compares within buckets.
+func hasDuplicateHash(h []uint64) bool {
+	n := len(h)
+	if n < 256 {
+		slices.Sort(h)
+		for i := 1; i < n; i++ {
+			if h[i] == h[i-1] {
+				return true
+			}
+		}
+		return false
+	}
+	k := min(bits.Len(uint(n/4)), 24) // about 4 values per bucket
+	shift := 64 - k
+	ends := make([]int, 1<<k)
+	for _, x := range h {
+		ends[x>>shift]++
+	}
+	sum := 0
+	for b, c := range ends {
+		ends[b] = sum // bucket start, advanced to its end by the scatter
+		sum += c
+	}
+	out := make([]uint64, n)
+	for _, x := range h {
+		b := x >> shift
+		out[ends[b]] = x
+		ends[b]++
+	}
+	start := 0
+	for _, end := range ends {
+		bucket := out[start:end]
+		start = end
+		if len(bucket) > 16 {
+			slices.Sort(bucket)
+			for i := 1; i < len(bucket); i++ {
+				if bucket[i] == bucket[i-1] {
+					return true
+				}
+			}
+			continue
+		}
+		for i := 1; i < len(bucket); i++ {
+			for _, y := range bucket[:i] {
+				if bucket[i] == y {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// hashUserID hashes the lower-cased form of a validated userid (at most 64
+// bytes) without allocating.
+func hashUserID(seed maphash.Seed, userID string) uint64 {
+	var buf [64]byte
+	n := copy(buf[:], userID)
+	for i := range n {
+		if c := buf[i]; c >= 'A' && c <= 'Z' {
+			buf[i] = c + 'a' - 'A'
+		}
+	}
+	return maphash.Bytes(seed, buf[:n])
+}
+
+// userIDSet finds duplicate userids, compared case-insensitively, without
+// a per-row allocation: it keys a pointer-free map by a hash of the
+// lower-cased userid and keeps the lower-cased bytes in one arena to rule
+// out hash collisions (a colliding, different userid goes to spill).
+type userIDSet struct {
+	seed   maphash.Seed
+	byHash map[uint64]int // hash → index into rows/offs
+	arena  []byte         // lower-cased userids, back to back
+	offs   []int          // offs[i]:offs[i+1] is entry i in arena
+	rows   []int          // rows[i] is the data row of entry i
+	spill  map[string]int // lower-cased userid → row, for hash collisions
+}
+
+func newUserIDSet(n int) *userIDSet {
+	return &userIDSet{
+		seed:   maphash.MakeSeed(),
+		byHash: make(map[uint64]int, n),
+		arena:  make([]byte, 0, n*12),
+		offs:   make([]int, 1, n+1),
+		rows:   make([]int, 0, n),
+	}
+}
+
+// add records userID (already validated: 1-64 bytes of ASCII) for row, or
+// returns a *CSVError if an equal userid was added before.
+func (u *userIDSet) add(userID string, row int) error {
+	var buf [64]byte
+	lower := buf[:0]
+	for i := 0; i < len(userID) && i < len(buf); i++ {
+		c := userID[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower = append(lower, c)
+	}
+	h := maphash.Bytes(u.seed, lower)
+	first := 0
+	if i, ok := u.byHash[h]; ok {
+		if string(u.arena[u.offs[i]:u.offs[i+1]]) == string(lower) {
+			first = u.rows[i]
+		} else { // a hash collision between different userids
+			if u.spill == nil {
+				u.spill = make(map[string]int)
+			}
+			if r, dup := u.spill[string(lower)]; dup {
+				first = r
+			} else {
+				u.spill[string(lower)] = row
+			}
+		}
+	} else {
+		u.byHash[h] = len(u.rows)
+		u.arena = append(u.arena, lower...)
+		u.offs = append(u.offs, len(u.arena))
+		u.rows = append(u.rows, row)
+	}
+	if first != 0 {
 		return &CSVError{Row: row, Column: CSVColUserID, Err: fmt.Errorf(
 			"%w: userid %s is also in row %d (userids are case-insensitive)", ErrDuplicate, csvQuote(userID), first)}
 	}
-	seen[key] = row
 	return nil
 }
 
@@ -362,7 +558,7 @@ type MemberCSVWriter struct {
 	bw       *bufio.Writer
 	ext      []string
 	extSet   map[string]struct{}
-	seen     map[string]int
+	seen     *userIDSet
 	buf      []byte
 	row      int
 	validate bool
@@ -405,7 +601,7 @@ func newMemberCSVWriter(w io.Writer, ext []string, validate bool) *MemberCSVWrit
 		buf:      make([]byte, 0, 1024),
 	}
 	if validate {
-		mw.seen = make(map[string]int)
+		mw.seen = newUserIDSet(1024)
 	}
 	b := append(mw.buf[:0], memberCSVHeader...)
 	for _, name := range ext {
@@ -472,7 +668,7 @@ func (w *MemberCSVWriter) validateRow(m *Member) error {
 	if bad != nil {
 		return bad
 	}
-	return checkDuplicateUserID(w.seen, m.UserID, w.row)
+	return w.seen.add(m.UserID, w.row)
 }
 
 // Flush writes any buffered data to the underlying io.Writer. It returns
@@ -520,7 +716,7 @@ func (w *MemberCSVWriter) appendRow(m *Member) {
 		if i > 0 {
 			b = append(b, ';')
 		}
-		b = strconv.AppendInt(b, int64(d), 10)
+		b = appendInt(b, d)
 	}
 	b = append(b, ',')
 	b = append(b, m.Position...)
@@ -547,7 +743,7 @@ func (w *MemberCSVWriter) appendRow(m *Member) {
 		if i > 0 {
 			b = append(b, ';')
 		}
-		b = strconv.AppendInt(b, int64(o), 10)
+		b = appendInt(b, o)
 	}
 	b = append(b, ',')
 	b = append(b, m.Alias...)
@@ -720,9 +916,15 @@ func checkEmail(s string) error {
 	if dot <= 0 || domain[len(domain)-1] == '.' {
 		return fmt.Errorf("%w: %s, got %s", ErrInvalidValue, rule, csvQuote(s))
 	}
-	for _, r := range s {
-		if r < ' ' || r == 0x7f || unicode.IsSpace(r) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c == 0x7f {
 			return fmt.Errorf("%w: %s, got %s", ErrInvalidValue, rule, csvQuote(s))
+		}
+		if c >= utf8.RuneSelf {
+			if r, _ := utf8.DecodeRuneInString(s[i:]); unicode.IsSpace(r) {
+				return fmt.Errorf("%w: %s, got %s", ErrInvalidValue, rule, csvQuote(s))
+			}
 		}
 	}
 	return nil
@@ -775,38 +977,65 @@ func checkExtAttrName(name string) error {
 // '\r', '\n'), invalid UTF-8, and — when maxRunes > 0 — values longer than
 // maxRunes characters.
 func checkText(s string, maxRunes int) error {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			ascii = false
-			continue
+	i := 0
+	// Eight bytes at a time while they are plain ASCII without , " \r \n.
+	for ; i+8 <= len(s); i += 8 {
+		v := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if v&swarHigh != 0 || swarHasByte(v, ',') || swarHasByte(v, '"') || swarHasByte(v, '\r') || swarHasByte(v, '\n') {
+			break
 		}
-		var what string
-		switch c {
-		case ',':
-			what = "a comma"
-		case '"':
-			what = "a double quote"
-		case '\r', '\n':
-			what = "a line break"
-		default:
-			continue
-		}
-		return fmt.Errorf("%w: %s contains %s at byte %d; WeCom's CSV parser is not known to honour quoting, so such values are refused",
-			ErrUnsafeCSVValue, csvQuote(s), what, i)
 	}
-	n := len(s)
-	if !ascii {
-		if !utf8.ValidString(s) {
-			return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidValue, csvQuote(s))
+	n := i // characters so far
+	for i < len(s) {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if csvUnsafe[c] {
+				return unsafeValueError(s, i)
+			}
+			i++
+		} else if c >= 0xE1 && c <= 0xEC && i+2 < len(s) && s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 {
+			i += 3 // a 3-byte sequence needing no overlong or surrogate check (CJK)
+		} else {
+			_, size := utf8.DecodeRuneInString(s[i:])
+			if size == 1 {
+				return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidValue, csvQuote(s))
+			}
+			i += size
 		}
-		n = utf8.RuneCountInString(s)
+		n++
 	}
 	if maxRunes > 0 && n > maxRunes {
 		return fmt.Errorf("%w: %w: at most %d characters, got %d", ErrInvalidValue, ErrTooLong, maxRunes, n)
 	}
 	return nil
+}
+
+const (
+	swarLow  = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+)
+
+// swarHasByte reports whether any of the eight bytes of v equals c
+// (exact for ASCII v, which is all it is used on).
+func swarHasByte(v uint64, c byte) bool {
+	x := v ^ (swarLow * uint64(c))
+	return (x-swarLow)&^x&swarHigh != 0
+}
+
+// csvUnsafe marks the ASCII bytes a value may not hold: , " \r \n.
+var csvUnsafe = [utf8.RuneSelf]bool{',': true, '"': true, '\r': true, '\n': true}
+
+func unsafeValueError(s string, i int) error {
+	what := "a line break"
+	switch s[i] {
+	case ',':
+		what = "a comma"
+	case '"':
+		what = "a double quote"
+	}
+	return fmt.Errorf("%w: %s contains %s at byte %d; WeCom's CSV parser is not known to honour quoting, so such values are refused",
+		ErrUnsafeCSVValue, csvQuote(s), what, i)
 }
 
 // WriteDepartmentsCSV validates depts and, only if they are all valid,
@@ -831,12 +1060,12 @@ func WriteDepartmentsCSV(w io.Writer, depts []Department) error {
 		d := &depts[i]
 		b = append(b, d.Name...)
 		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(d.ID), 10)
+		b = appendInt(b, d.ID)
 		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(d.ParentID), 10)
+		b = appendInt(b, d.ParentID)
 		b = append(b, ',')
 		if d.Order != 0 {
-			b = strconv.AppendInt(b, int64(d.Order), 10)
+			b = appendInt(b, d.Order)
 		}
 		b = append(b, '\n')
 		if _, err := bw.Write(b); err != nil {
@@ -985,15 +1214,18 @@ func checkDeptName(s string) error {
 	return nil
 }
 
-// asciiLower lower-cases an ASCII string, allocating only if it has an
-// upper-case letter.
-func asciiLower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(s)
-		}
+// appendInt appends v in decimal; small values, the usual department ids
+// and orders, skip strconv's temporary buffer.
+func appendInt(b []byte, v int) []byte {
+	switch {
+	case v >= 0 && v < 10:
+		return append(b, byte('0'+v))
+	case v >= 10 && v < 100:
+		return append(b, byte('0'+v/10), byte('0'+v%10))
+	case v >= 100 && v < 1000:
+		return append(b, byte('0'+v/100), byte('0'+v/10%10), byte('0'+v%10))
 	}
-	return s
+	return strconv.AppendInt(b, int64(v), 10)
 }
 
 // csvClip shortens s to at most 40 characters for error messages.

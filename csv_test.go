@@ -6,12 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
+	"math"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // memberRecord formats m as the fields of one template row, independently of
@@ -838,4 +842,127 @@ func FuzzWriteMembersCSV(f *testing.F) {
 			t.Fatalf("parsed %q, want %q", records, want)
 		}
 	})
+}
+
+// FuzzCheckText compares the fast value scanner (eight bytes at a time, a
+// CJK fast path) with a plain reference implementation.
+func FuzzCheckText(f *testing.F) {
+	for _, s := range []string{"", "abcdefgh", "abcdefg,", "张三李四王五", "\xe0\x80\x80", "\xed\xa0\x80", "\xef\xbf\xbd",
+		"\xe4\xb8", "abcdefgh\xe4\xb8\xad", "12345678\n", "\xf0\x9f\x98\x80", "ab\"cdefghijk", strings.Repeat("名", 33)} {
+		f.Add(s, 32)
+	}
+	f.Fuzz(func(t *testing.T, s string, maxRunes int) {
+		var want error
+		switch {
+		case strings.ContainsAny(s, ",\"\r\n"):
+			want = ErrUnsafeCSVValue
+		case !utf8.ValidString(s):
+			want = ErrInvalidValue
+		case maxRunes > 0 && utf8.RuneCountInString(s) > maxRunes:
+			want = ErrTooLong
+		}
+		got := checkText(s, maxRunes)
+		if want == ErrUnsafeCSVValue && !utf8.ValidString(s) && errors.Is(got, ErrInvalidValue) {
+			return // both problems: whichever comes first in s is reported
+		}
+		if (got == nil) != (want == nil) || want != nil && !errors.Is(got, want) {
+			t.Fatalf("checkText(%q, %d) = %v, want %v", s, maxRunes, got, want)
+		}
+	})
+}
+
+func TestAppendInt(t *testing.T) {
+	t.Parallel()
+	for _, v := range []int{-1001, -100, -10, -9, -1, 0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 4294967295, math.MaxInt, math.MinInt} {
+		if got, want := string(appendInt([]byte("x"), v)), "x"+strconv.Itoa(v); got != want {
+			t.Errorf("appendInt(%d) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+func TestUserIDSetHashCollision(t *testing.T) {
+	t.Parallel()
+	u := newUserIDSet(0)
+	if err := u.add("alice", 1); err != nil {
+		t.Fatal(err)
+	}
+	// Pretend "alice" and "bob" hash alike: move alice's entry to bob's hash.
+	bob := maphash.Bytes(u.seed, []byte("bob"))
+	for h, i := range u.byHash {
+		delete(u.byHash, h)
+		u.byHash[bob] = i
+	}
+	if err := u.add("bob", 2); err != nil {
+		t.Fatalf("a hash collision was taken for a duplicate: %v", err)
+	}
+	checkCSVError(t, u.add("BOB", 3), 3, CSVColUserID, ErrDuplicate)
+	if err := u.add("Bob", 4); err == nil || !strings.Contains(err.Error(), "row 2") {
+		t.Errorf("duplicate of row 2 reported as %v", err)
+	}
+}
+
+func TestHasDuplicateHash(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 2, 255, 256, 257, 1000, 5000, 70000} {
+		h := make([]uint64, n)
+		for i := range h {
+			h[i] = r.Uint64()
+		}
+		if hasDuplicateHash(slices.Clone(h)) {
+			t.Errorf("n=%d: duplicate reported among distinct values", n)
+		}
+		if n < 2 {
+			continue
+		}
+		for _, pair := range [][2]int{{0, n - 1}, {n / 2, n/2 - 1}, {r.IntN(n), r.IntN(n)}} {
+			if pair[0] == pair[1] {
+				continue
+			}
+			d := slices.Clone(h)
+			d[pair[0]] = d[pair[1]]
+			if !hasDuplicateHash(d) {
+				t.Errorf("n=%d: duplicate at %v not found", n, pair)
+			}
+		}
+		// Values that share their top bits land in one bucket.
+		d := make([]uint64, n)
+		for i := range d {
+			d[i] = uint64(i)
+		}
+		if hasDuplicateHash(d) {
+			t.Errorf("n=%d: duplicate reported in one crowded bucket", n)
+		}
+		d[n-1] = 0
+		if !hasDuplicateHash(d) {
+			t.Errorf("n=%d: duplicate in one crowded bucket not found", n)
+		}
+	}
+}
+
+// TestMemberValidationOrder: the error reported is the one a row-by-row
+// check meets first, whether it is a duplicate userid or a bad value.
+func TestMemberValidationOrder(t *testing.T) {
+	t.Parallel()
+	members := func() []Member {
+		var ms []Member
+		for i := range 400 {
+			ms = append(ms, validMember(i))
+		}
+		return ms
+	}
+	ms := members()
+	ms[300].Mobile = "x"
+	ms[350].UserID = ms[10].UserID
+	checkCSVError(t, ValidateMembers(ms), 301, CSVColMobile, ErrInvalidValue)
+
+	ms = members()
+	ms[300].UserID = strings.ToUpper(ms[10].UserID)
+	ms[350].Mobile = "x"
+	checkCSVError(t, ValidateMembers(ms), 301, CSVColUserID, ErrDuplicate)
+
+	ms = members()
+	ms[300].UserID = ms[10].UserID
+	ms[300].Mobile = "x" // a bad value in the duplicating row comes first
+	checkCSVError(t, ValidateMembers(ms), 301, CSVColMobile, ErrInvalidValue)
 }

@@ -19,6 +19,7 @@ type WaitOption func(*waitConfig)
 type waitConfig struct {
 	minDelay, maxDelay time.Duration
 	progress           func(int)
+	notifier           *JobNotifier
 	err                error
 }
 
@@ -38,6 +39,14 @@ func WithPollDelay(min, max time.Duration) WaitOption {
 // is seen and every time it changes. fn runs on the waiting goroutine.
 func WithProgress(fn func(percentage int)) WaitOption {
 	return func(w *waitConfig) { w.progress = fn }
+}
+
+// WithNotifier makes the wait return as soon as n receives the job's
+// batch_job_result event (fed by a CallbackHandler with WithJobNotifier),
+// instead of at the next poll: the result is then read once. Polling goes
+// on as a fallback, so a lost callback only costs time.
+func WithNotifier(n *JobNotifier) WaitOption {
+	return func(w *waitConfig) { w.notifier = n }
 }
 
 func newWaitConfig(opts []WaitOption) (waitConfig, error) {
@@ -75,7 +84,12 @@ type jobState struct {
 // waitJob polls until poll reports done, poll fails, or ctx ends. With a
 // notifier, an event for jobID cuts the current delay short.
 func (c *Client) waitJob(ctx context.Context, jobID string, w waitConfig, poll func(context.Context) (jobState, error)) error {
-	var events <-chan struct{} // NOTIFIER: replaced when JobNotifier lands
+	var events <-chan *BatchJobEvent
+	if w.notifier != nil {
+		ch, cancel := w.notifier.Subscribe(jobID)
+		defer cancel()
+		events = ch
+	}
 	last := jobState{status: -1, percentage: -1}
 	for attempt := 1; ; attempt++ {
 		st, err := poll(ctx)

@@ -51,6 +51,7 @@ type fileError struct {
 	msg  string
 }
 
+// Error implements error.
 func (e *fileError) Error() string { return fmt.Sprintf("errcode %d: %s", e.code, e.msg) }
 
 func fileErr(code int, format string, args ...any) *fileError {
@@ -133,7 +134,9 @@ func parseMemberCSV(data []byte, extAttrs []string) (*memberFile, *fileError) {
 	if !f.has[mcName] || !f.has[mcUserID] || !f.has[mcDept] {
 		return nil, fileErr(40092, "header lacks 姓名, 帐号 or 所在部门")
 	}
-	seen := map[string]int{}
+	lines := bytes.Count(data, []byte{'\n'}) + 1
+	f.rows = make([]memberRecord, 0, lines)
+	seen := make(map[string]int, lines)
 	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {

@@ -7,11 +7,11 @@
 //	// point a client at srv.URL with srv.CorpID / srv.CorpSecret
 //
 // It implements, with WeCom's JSON shapes, error codes and limits:
-// gettoken (91039), media/upload (90253), batch/syncuser (90980),
-// batch/replaceuser (90981), batch/replaceparty (90982), batch/getresult
-// (90983), batch/invite (90975), export/simple_user (94849), export/user
-// (94851), export/department (94852), export/taguser (94853),
-// export/get_result (94854) and the batch_job_result callback (90973, 94946),
+// gettoken (91039), media/upload (90389), batch/syncuser (91130),
+// batch/replaceuser (91131), batch/replaceparty (91132), batch/getresult
+// (90983), batch/invite (90975), export/simple_user, export/user and
+// export/department (94849), export/taguser (94953), export/get_result
+// (94954) and the batch_job_result callback (90973 import, 96298 export),
 // where (n) is https://developer.work.weixin.qq.com/document/path/n.
 // It does not import package wecom; it stands alone.
 //

@@ -77,7 +77,7 @@ func (s *Server) handleExportSimpleUser(w http.ResponseWriter, r *http.Request, 
 }
 
 // handleExportUser mirrors POST /cgi-bin/export/user (导出成员详情,
-// https://developer.work.weixin.qq.com/document/path/94851). Each data file
+// https://developer.work.weixin.qq.com/document/path/94849). Each data file
 // decrypts to {"userlist":[...]} with every user/list field (gender a
 // string; extattr {"attrs":[{"type":0,"name":..,"text":{"value":..}}]}).
 func (s *Server) handleExportUser(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -85,7 +85,7 @@ func (s *Server) handleExportUser(w http.ResponseWriter, r *http.Request, body [
 }
 
 // handleExportDepartment mirrors POST /cgi-bin/export/department (导出部门,
-// https://developer.work.weixin.qq.com/document/path/94852). Each data file
+// https://developer.work.weixin.qq.com/document/path/94849). Each data file
 // decrypts to {"department":[{"id","name","name_en","department_leader",
 // "parentid","order"}]}, block_size counting departments.
 func (s *Server) handleExportDepartment(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -93,7 +93,7 @@ func (s *Server) handleExportDepartment(w http.ResponseWriter, r *http.Request, 
 }
 
 // handleExportTagUser mirrors POST /cgi-bin/export/taguser (导出标签成员,
-// https://developer.work.weixin.qq.com/document/path/94853). Body adds
+// https://developer.work.weixin.qq.com/document/path/94953). Body adds
 // "tagid" (missing, 0 or unknown → 40068). block_size counts users plus
 // departments: users fill the blocks first, then department ids. [U] choice:
 // every block repeats "tagname" and carries both "userlist" and "partylist"
@@ -439,7 +439,7 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // handleExportGetResult mirrors GET /cgi-bin/export/get_result?jobid=
-// (获取导出结果, https://developer.work.weixin.qq.com/document/path/94854).
+// (获取导出结果, https://developer.work.weixin.qq.com/document/path/94954).
 //
 // {"errcode":0,"errmsg":"ok","status":0|1|2|3,"data_list":[{"url":..,
 // "size":N,"md5":"<lower hex of the ciphertext>"}]}; data_list is present

@@ -173,10 +173,9 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, path string,
 }
 
 // hijackClose closes the connection under w without (further) response.
+// It must not Flush first: that would commit a 200 with no body. Hijack
+// itself flushes whatever headers and body were already written.
 func hijackClose(w http.ResponseWriter) {
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
 	rc := http.NewResponseController(w)
 	conn, _, err := rc.Hijack()
 	if err != nil {
@@ -196,6 +195,7 @@ type cutWriter struct {
 	cut      bool
 }
 
+// Write passes p through up to the limit, then reports errCut.
 func (c *cutWriter) Write(p []byte) (int, error) {
 	if c.truncate && c.limit < 0 {
 		n, _ := strconv.ParseInt(c.Header().Get("Content-Length"), 10, 64)
@@ -209,6 +209,9 @@ func (c *cutWriter) Write(p []byte) (int, error) {
 		m, _ := c.ResponseWriter.Write(p[:n])
 		c.written += int64(m)
 		c.cut = true
+		// Push the partial body out of net/http's buffer now: Hijack (which
+		// follows) only flushes headers, not the buffered body bytes.
+		_ = http.NewResponseController(c.ResponseWriter).Flush()
 		return m, errCut
 	}
 	m, err := c.ResponseWriter.Write(p)

@@ -90,7 +90,7 @@ type submitRequest struct {
 }
 
 // handleSyncUser mirrors POST /cgi-bin/batch/syncuser (增量更新成员,
-// https://developer.work.weixin.qq.com/document/path/90980).
+// https://developer.work.weixin.qq.com/document/path/91130).
 //
 // Merge ([U] detail): a member in the file and the directory gets only the
 // fields whose column is present in the header AND whose cell is non-empty
@@ -104,7 +104,7 @@ func (s *Server) handleSyncUser(w http.ResponseWriter, r *http.Request, body []b
 }
 
 // handleReplaceUser mirrors POST /cgi-bin/batch/replaceuser (全量覆盖成员,
-// https://developer.work.weixin.qq.com/document/path/90981).
+// https://developer.work.weixin.qq.com/document/path/91131).
 //
 // The file wins entirely for template fields (a column absent from the
 // header, or an empty cell, clears the field); fields the template cannot
@@ -120,7 +120,7 @@ func (s *Server) handleReplaceUser(w http.ResponseWriter, r *http.Request, body 
 }
 
 // handleReplaceParty mirrors POST /cgi-bin/batch/replaceparty (全量覆盖部门,
-// https://developer.work.weixin.qq.com/document/path/90982). to_invite is
+// https://developer.work.weixin.qq.com/document/path/91132). to_invite is
 // ignored if sent.
 //
 // File-level failures (job result): 40092 bad file/header, 302004 an empty
@@ -262,13 +262,12 @@ func deletionGuard(del, cur int) bool {
 
 // importCtx carries per-job state used while applying rows.
 type importCtx struct {
-	replace       bool
-	maxRef        int               // largest department id the file mentions
-	otherID       int               // id of OtherDepartmentName, 0 until needed
-	mobileOwner   map[string]string // replace only: claims made by this file
-	emailOwner    map[string]string
-	ext           []string
-	createdOthers bool
+	replace     bool
+	maxRef      int               // largest department id the file mentions
+	otherID     int               // id of OtherDepartmentName, 0 until needed
+	mobileOwner map[string]string // replace only: claims made by this file
+	emailOwner  map[string]string
+	ext         []string
 }
 
 func (s *Server) runMemberImport(j *importJob, ext []string) *fileError {
@@ -512,13 +511,13 @@ func (s *Server) ensureDepartment(id int, ctx *importCtx) {
 
 // partyRow is a validated department record.
 type partyRow struct {
-	rec                *deptRecord
-	id, parent, order  int
-	depth              int
-	code               int
-	msg                string
-	fileIndex          int
-	skipOrder, noOrder bool
+	rec               *deptRecord
+	id, parent, order int
+	depth             int
+	code              int
+	msg               string
+	fileIndex         int
+	noOrder           bool
 }
 
 func (s *Server) runPartyImport(j *importJob) *fileError {

@@ -40,7 +40,7 @@ var mediaExts = map[string][]string{
 }
 
 // handleMediaUpload mirrors POST /cgi-bin/media/upload?access_token=&type=
-// (https://developer.work.weixin.qq.com/document/path/90253, 上传临时素材).
+// (https://developer.work.weixin.qq.com/document/path/90389, 上传临时素材).
 //
 // The body is multipart/form-data with the file in the part named "media"
 // (filename= is used as the display name; filelength= is not required).

@@ -392,7 +392,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if known {
 		limit = rt.limit
 	}
-	body, err := readLimited(r.Body, limit)
+	body, err := readLimited(r.Body, r.ContentLength, limit)
 	s.record(r, body)
 	if s.applyFault(w, r, path, isFile) {
 		return
@@ -417,9 +417,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
+// readLimited reads at most limit bytes (errBodyTooLarge beyond), into an
+// exact-size buffer when the Content-Length is known.
+func readLimited(r io.Reader, contentLength, limit int64) ([]byte, error) {
 	if r == nil {
 		return nil, nil
+	}
+	if contentLength > limit {
+		return nil, errBodyTooLarge
+	}
+	if contentLength > 0 {
+		b := make([]byte, contentLength)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		return b, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
