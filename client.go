@@ -41,6 +41,9 @@ type Client struct {
 	now     func() time.Time
 	maxBody int64
 	tokens  *tokenCache
+
+	exportDir      string // where large export files are staged; "" = os.TempDir()
+	minExportBlock int    // smallest ExportRequest.BlockSize accepted; tests lower it
 }
 
 type config struct {
@@ -52,6 +55,7 @@ type config struct {
 	now           func() time.Time
 	refreshMargin time.Duration
 	maxBody       int64
+	exportDir     string
 	err           error
 }
 
@@ -226,6 +230,9 @@ func NewClient(corpID, corpSecret string, opts ...Option) (*Client, error) {
 		retry:   cfg.retry,
 		now:     cfg.now,
 		maxBody: cfg.maxBody,
+
+		exportDir:      cfg.exportDir,
+		minExportBlock: MinExportBlockSize,
 	}
 	c.tokens = newTokenCache(c, cfg.store, storeKey(corpID, corpSecret), cfg.refreshMargin)
 	return c, nil
