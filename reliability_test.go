@@ -221,13 +221,25 @@ var relMethods = []relMethod{
 			return p, 0, err
 		}},
 	{name: "ExportSimpleUser", group: "Export submissions", kind: mkSubmit, path: "/cgi-bin/export/simple_user", firstOnPath: true,
-		run: func(cx *relCell) (any, int, error) { id, err := cx.c.ExportSimpleUser(cx.ctx, exportReq()); return id, 0, err }},
+		run: func(cx *relCell) (any, int, error) {
+			id, err := cx.c.ExportSimpleUser(cx.ctx, exportReq())
+			return id, 0, err
+		}},
 	{name: "ExportUser", group: "Export submissions", kind: mkSubmit, path: "/cgi-bin/export/user", firstOnPath: true,
-		run: func(cx *relCell) (any, int, error) { id, err := cx.c.ExportUser(cx.ctx, exportReq()); return id, 0, err }},
+		run: func(cx *relCell) (any, int, error) {
+			id, err := cx.c.ExportUser(cx.ctx, exportReq())
+			return id, 0, err
+		}},
 	{name: "ExportDepartment", group: "Export submissions", kind: mkSubmit, path: "/cgi-bin/export/department", firstOnPath: true,
-		run: func(cx *relCell) (any, int, error) { id, err := cx.c.ExportDepartment(cx.ctx, exportReq()); return id, 0, err }},
+		run: func(cx *relCell) (any, int, error) {
+			id, err := cx.c.ExportDepartment(cx.ctx, exportReq())
+			return id, 0, err
+		}},
 	{name: "ExportTagUser", group: "Export submissions", kind: mkSubmit, path: "/cgi-bin/export/taguser", firstOnPath: true,
-		run: func(cx *relCell) (any, int, error) { id, err := cx.c.ExportTagUser(cx.ctx, 5, exportReq()); return id, 0, err }},
+		run: func(cx *relCell) (any, int, error) {
+			id, err := cx.c.ExportTagUser(cx.ctx, 5, exportReq())
+			return id, 0, err
+		}},
 	{name: "GetExportResult", group: "Export results and files", kind: mkRead, path: "/cgi-bin/export/get_result", firstOnPath: true,
 		setup: (*relCell).needExport,
 		run: func(cx *relCell) (any, int, error) {
@@ -342,7 +354,9 @@ func expectFor(m relMethod, f relFault, maxAttempts int) (relExpect, bool) {
 		return relExpect{}, false
 	}
 	ok := func(calls, gettoken int) relExpect { return relExpect{outcome: "ok", calls: calls, gettoken: gettoken} }
-	fail := func(calls, gettoken int) relExpect { return relExpect{outcome: failure(m, f), calls: calls, gettoken: gettoken} }
+	fail := func(calls, gettoken int) relExpect {
+		return relExpect{outcome: failure(m, f), calls: calls, gettoken: gettoken}
+	}
 	persistent := func(retried bool) relExpect {
 		switch {
 		case !retried:
