@@ -43,11 +43,20 @@ type ExportRequest struct {
 	BlockSize      int
 }
 
+// WithExportTempDir sets the directory where OpenExportFile stages data
+// files larger than 4 MiB (default os.TempDir()). A data file can be
+// hundreds of MB; the staged copy is removed when the file is closed.
+func WithExportTempDir(dir string) Option {
+	return func(c *config) { c.exportDir = dir }
+}
+
 // NewEncodingAESKey returns a fresh random EncodingAESKey (43 characters of
 // [A-Za-z0-9], from crypto/rand), suitable for ExportRequest.
 func NewEncodingAESKey() string { return wxcrypto.NewKey() }
 
-// ExportKind names one of the four export APIs.
+// ExportKind names one of the four export APIs
+// (https://developer.work.weixin.qq.com/document/path/94849,
+// https://developer.work.weixin.qq.com/document/path/94953).
 type ExportKind int
 
 // Export kinds.
@@ -74,7 +83,8 @@ func (k ExportKind) String() string {
 }
 
 // ExportJob is a submitted export job and the key its data files are
-// encrypted with.
+// encrypted with; pass JobID to WaitExportResult and EncodingAESKey to the
+// record iterators (https://developer.work.weixin.qq.com/document/path/94954).
 type ExportJob struct {
 	Kind           ExportKind
 	TagID          int // ExportKindTagUser only
@@ -127,9 +137,9 @@ func (c *Client) StartExport(ctx context.Context, kind ExportKind, tagID int, re
 		// Never echo the key itself, not even a bad one.
 		return nil, fmt.Errorf("wecom: export/%s: EncodingAESKey (%d characters): %w", kind, len(key), ErrInvalidAESKey)
 	}
-	if req.BlockSize != 0 && (req.BlockSize < MinExportBlockSize || req.BlockSize > MaxExportBlockSize) {
+	if req.BlockSize != 0 && (req.BlockSize < c.minExportBlock || req.BlockSize > MaxExportBlockSize) {
 		return nil, fmt.Errorf("wecom: export/%s: BlockSize %d is outside [%d, %d] (0 for WeCom's default)",
-			kind, req.BlockSize, MinExportBlockSize, MaxExportBlockSize)
+			kind, req.BlockSize, c.minExportBlock, MaxExportBlockSize)
 	}
 	body := exportBody{EncodingAESKey: key, BlockSize: req.BlockSize}
 	if kind == ExportKindTagUser {

@@ -324,8 +324,6 @@ type valueScan struct {
 	scalar bool // a bare number or literal at depth 0
 }
 
-var errUnbalanced = errors.New("unbalanced brackets")
-
 // step scans b. It returns how much of b it consumed and whether the value
 // ended (a scalar ends before its delimiter, which is not consumed).
 func (s *valueScan) step(b []byte) (int, bool, error) {

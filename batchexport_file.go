@@ -95,7 +95,7 @@ func (c *Client) OpenExportFile(ctx context.Context, f ExportFile, encodingAESKe
 		return nil, fmt.Errorf("wecom: OpenExportFile: %s: ExportFile.Size %d is not positive", name, f.Size)
 	}
 
-	st, err := newStage(f.Size)
+	st, err := newStage(f.Size, c.exportDir)
 	if err != nil {
 		return nil, err
 	}
@@ -196,21 +196,22 @@ func (r *exportFileReader) Close() error {
 type stage struct {
 	mem  *bytes.Buffer
 	file *os.File
+	dir  string
 	n    int64
 	werr error // the first write error: the disk, not the network
 	// decoded replaces the body once it has been base64-decoded.
 	decoded *stage
 }
 
-func newStage(size int64) (*stage, error) {
+func newStage(size int64, dir string) (*stage, error) {
 	if size <= exportMemLimit {
 		return &stage{mem: bytes.NewBuffer(make([]byte, 0, size))}, nil
 	}
-	f, err := os.CreateTemp("", "wecom-export-*")
+	f, err := os.CreateTemp(dir, "wecom-export-*")
 	if err != nil {
 		return nil, fmt.Errorf("wecom: staging export file: %w", err)
 	}
-	return &stage{file: f}, nil
+	return &stage{file: f, dir: dir}, nil
 }
 
 func (s *stage) Write(p []byte) (int, error) {
@@ -261,7 +262,7 @@ func (s *stage) ciphertext() (io.ReaderAt, int64, error) {
 	if !isBase64Text(io.NewSectionReader(ra, 0, s.n)) {
 		return nil, 0, fmt.Errorf("%w (%d bytes, not base64 text either)", ErrCiphertextLength, s.n)
 	}
-	d, err := newStage(s.n * 3 / 4)
+	d, err := newStage(s.n*3/4, s.dir)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -181,35 +181,37 @@ func (c *Client) ExportedDepartments(ctx context.Context, res *ExportResult, key
 // ExportedTagMember for how a record tells which it is.
 // See https://developer.work.weixin.qq.com/document/path/94953.
 func (c *Client) ExportedTagUsers(ctx context.Context, res *ExportResult, key string) iter.Seq2[ExportedTagMember, error] {
-	var tagName string
-	return exportRecords(c, ctx, res, key, []string{"userlist", "partylist"}, []string{"tagname"}, func(d *exportDecoder, field string, raw []byte, yield func(ExportedTagMember, error) bool) bool {
-		switch field {
-		case "tagname":
-			if err := json.Unmarshal(raw, &tagName); err != nil {
-				return yield(ExportedTagMember{}, d.fail(err))
+	return func(yield func(ExportedTagMember, error) bool) {
+		var tagName string // per iteration: the "tagname" of the file being read
+		exportRecords(c, ctx, res, key, []string{"userlist", "partylist"}, []string{"tagname"}, func(d *exportDecoder, field string, raw []byte, yield func(ExportedTagMember, error) bool) bool {
+			switch field {
+			case "tagname":
+				if err := json.Unmarshal(raw, &tagName); err != nil {
+					return yield(ExportedTagMember{}, d.fail(err))
+				}
+				return true
+			case "userlist":
+				var u struct {
+					UserID string `json:"userid"`
+					Name   string `json:"name"`
+				}
+				if err := unmarshalObject(raw, &u); err != nil {
+					return yield(ExportedTagMember{}, d.fail(err))
+				}
+				return yield(ExportedTagMember{TagName: tagName, UserID: u.UserID, Name: u.Name}, nil)
+			default: // partylist
+				var id int
+				err := json.Unmarshal(raw, &id)
+				if err == nil && id <= 0 {
+					err = fmt.Errorf("department id %d in partylist is not positive", id)
+				}
+				if err != nil {
+					return yield(ExportedTagMember{}, d.fail(err))
+				}
+				return yield(ExportedTagMember{TagName: tagName, PartyID: id}, nil)
 			}
-			return true
-		case "userlist":
-			var u struct {
-				UserID string `json:"userid"`
-				Name   string `json:"name"`
-			}
-			if err := unmarshalObject(raw, &u); err != nil {
-				return yield(ExportedTagMember{}, d.fail(err))
-			}
-			return yield(ExportedTagMember{TagName: tagName, UserID: u.UserID, Name: u.Name}, nil)
-		default: // partylist
-			var id int
-			err := json.Unmarshal(raw, &id)
-			if err == nil && id <= 0 {
-				err = fmt.Errorf("department id %d in partylist is not positive", id)
-			}
-			if err != nil {
-				return yield(ExportedTagMember{}, d.fail(err))
-			}
-			return yield(ExportedTagMember{TagName: tagName, PartyID: id}, nil)
-		}
-	})
+		})(yield)
+	}
 }
 
 // exportRecords runs fn over the wanted values of every data file of res.

@@ -41,6 +41,9 @@ type Client struct {
 	now     func() time.Time
 	maxBody int64
 	tokens  *tokenCache
+
+	exportDir      string // where large export files are staged; "" = os.TempDir()
+	minExportBlock int    // smallest ExportRequest.BlockSize accepted; tests lower it
 }
 
 type config struct {
@@ -52,6 +55,7 @@ type config struct {
 	now           func() time.Time
 	refreshMargin time.Duration
 	maxBody       int64
+	exportDir     string
 	err           error
 }
 
@@ -216,7 +220,7 @@ func NewClient(corpID, corpSecret string, opts ...Option) (*Client, error) {
 	rc.SetLogger(quietRestyLogger{}) // resty must not print; our own logs are redacted
 	rc.SetRetryCount(0)              // retries are ours: they know which calls are safe to repeat
 	rc.SetHeader("User-Agent", "wecomkit-wecom-go")
-	rc.SetPreRequestHook(setKnownContentLength)
+	rc.SetPreRequestHook(attachStreamBody)
 	c := &Client{
 		corpID:  corpID,
 		secret:  corpSecret,
@@ -226,6 +230,9 @@ func NewClient(corpID, corpSecret string, opts ...Option) (*Client, error) {
 		retry:   cfg.retry,
 		now:     cfg.now,
 		maxBody: cfg.maxBody,
+
+		exportDir:      cfg.exportDir,
+		minExportBlock: MinExportBlockSize,
 	}
 	c.tokens = newTokenCache(c, cfg.store, storeKey(corpID, corpSecret), cfg.refreshMargin)
 	return c, nil
@@ -511,7 +518,7 @@ func (c *Client) send(ctx context.Context, ac apiCall, token string, out any) er
 	switch {
 	case ac.upload != nil:
 		req.SetHeader("Content-Type", ac.upload.contentType)
-		req.SetBody(ac.upload.reader())
+		req.SetContext(context.WithValue(ctx, streamBodyKey{}, ac.upload))
 	case ac.body != nil:
 		b, err := json.Marshal(ac.body)
 		if err != nil {
@@ -602,16 +609,19 @@ func (quietRestyLogger) Errorf(string, ...any) {}
 func (quietRestyLogger) Warnf(string, ...any)  {}
 func (quietRestyLogger) Debugf(string, ...any) {}
 
-// lengthBody is a request body that knows its length, so the request gets
-// a Content-Length header instead of chunked encoding.
-type lengthBody interface {
-	io.ReadCloser
-	Len() int64
-}
+// streamBodyKey carries a streaming request body past resty: resty reads
+// any io.Reader body fully into memory (to build GetBody), which would
+// double a 20 MB upload. The body is attached to the *http.Request in the
+// pre-request hook instead, with its length and a GetBody that replays it.
+type streamBodyKey struct{}
 
-func setKnownContentLength(_ *resty.Client, r *http.Request) error {
-	if lb, ok := r.Body.(lengthBody); ok {
-		r.ContentLength = lb.Len()
+func attachStreamBody(_ *resty.Client, r *http.Request) error {
+	u, ok := r.Context().Value(streamBodyKey{}).(*uploadBody)
+	if !ok {
+		return nil
 	}
+	r.Body = io.NopCloser(u.reader())
+	r.ContentLength = u.size()
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(u.reader()), nil }
 	return nil
 }

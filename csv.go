@@ -268,8 +268,7 @@ type Member struct {
 //
 // The root department has ID 1 and, if listed, ParentID 0; top-level
 // departments have ParentID 1. Order 0 means "leave the order unchanged"
-// and is written as an empty cell (WeCom reads empty and 0 alike); a larger
-// Order sorts first.
+// (WeCom reads 0 and an empty cell alike); a larger Order sorts first.
 type Department struct {
 	Name     string
 	ID       int
@@ -369,23 +368,8 @@ func validateMemberRow(m *Member, row int, known *extNames) error {
 	if len(m.ExtAttrs) == 0 {
 		return nil
 	}
-	// Fast path: when every key is an already known name, looking the
-	// few known names up is cheaper than iterating over the map.
-	if len(known.sorted) <= 8 {
-		hits := 0
-		ok := true
-		for _, name := range known.sorted {
-			if v, found := m.ExtAttrs[name]; found {
-				hits++
-				if checkText(v, 0) != nil {
-					ok = false
-					break
-				}
-			}
-		}
-		if ok && hits == len(m.ExtAttrs) {
-			return nil
-		}
+	if extAttrsAmong(m.ExtAttrs, known.sorted) {
+		return nil
 	}
 	var bad *CSVError
 	for k, v := range m.ExtAttrs {
@@ -412,6 +396,26 @@ func validateMemberRow(m *Member, row int, known *extNames) error {
 		return bad
 	}
 	return nil
+}
+
+// extAttrsAmong is the fast path of extension attribute checks: it reports
+// whether every key of attrs is in names and every value is safe, looking
+// the names up rather than iterating over the map, which is cheaper when
+// there are few names. False means "look closer", not "invalid".
+func extAttrsAmong(attrs map[string]string, names []string) bool {
+	if len(names) > 8 {
+		return false
+	}
+	hits := 0
+	for _, name := range names {
+		if v, ok := attrs[name]; ok {
+			if checkText(v, 0) != nil {
+				return false
+			}
+			hits++
+		}
+	}
+	return hits == len(attrs)
 }
 
 // hasDuplicateHash reports whether h (which it reorders) holds a value
@@ -650,6 +654,9 @@ func (w *MemberCSVWriter) Write(m Member) error {
 func (w *MemberCSVWriter) validateRow(m *Member) error {
 	if err := validateMemberFields(m, w.row); err != nil {
 		return err
+	}
+	if len(m.ExtAttrs) == 0 || extAttrsAmong(m.ExtAttrs, w.ext) {
+		return w.seen.add(m.UserID, w.row)
 	}
 	var bad *CSVError
 	for k, v := range m.ExtAttrs {
@@ -1041,8 +1048,8 @@ func unsafeValueError(s string, i int) error {
 // WriteDepartmentsCSV validates depts and, only if they are all valid,
 // writes the department import template (header 部门名称,部门ID,父部门ID,排序)
 // to w: UTF-8, "\n" line endings, no BOM, no quoting, rows in the order
-// given. Order 0 is written as an empty cell, which WeCom reads as "leave
-// the order unchanged". A validation error is a *[CSVError] and then
+// given. Order is written as given; 0 is what WeCom reads as "leave the
+// order unchanged". A validation error is a *[CSVError] and then
 // nothing has been written. See
 // https://developer.work.weixin.qq.com/document/path/91132.
 func WriteDepartmentsCSV(w io.Writer, depts []Department) error {
@@ -1064,9 +1071,7 @@ func WriteDepartmentsCSV(w io.Writer, depts []Department) error {
 		b = append(b, ',')
 		b = appendInt(b, d.ParentID)
 		b = append(b, ',')
-		if d.Order != 0 {
-			b = appendInt(b, d.Order)
-		}
+		b = appendInt(b, d.Order)
 		b = append(b, '\n')
 		if _, err := bw.Write(b); err != nil {
 			return err

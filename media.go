@@ -203,16 +203,10 @@ func newUploadBody(filename string, content sizedReaderAt) (*uploadBody, error) 
 
 // reader returns a fresh reader over the whole body.
 func (u *uploadBody) reader() io.Reader {
-	return &uploadReader{
-		Reader: io.MultiReader(bytes.NewReader(u.head), io.NewSectionReader(u.content, 0, u.content.Size()), bytes.NewReader(u.tail)),
-		n:      int64(len(u.head)) + u.content.Size() + int64(len(u.tail)),
-	}
+	return io.MultiReader(bytes.NewReader(u.head), io.NewSectionReader(u.content, 0, u.content.Size()), bytes.NewReader(u.tail))
 }
 
-type uploadReader struct {
-	io.Reader
-	n int64
+// size is the length of the whole body.
+func (u *uploadBody) size() int64 {
+	return int64(len(u.head)) + u.content.Size() + int64(len(u.tail))
 }
-
-func (u *uploadReader) Len() int64   { return u.n }
-func (u *uploadReader) Close() error { return nil }
