@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wecomkit/wecom/wecomtest"
 )
 
 // The examples are programs, not tests, so nothing else would notice them
@@ -117,5 +119,51 @@ func TestExamplesRun(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestQuickstartRealCorpMode runs the quickstart as against a real corp
+// (WECOM_CORP_ID, WECOM_CORP_SECRET, WECOM_BASE_URL), played by a second
+// fake server that already has departments: they must survive, mobiles
+// must not be sent, and the replace must be refused without -allow-replace.
+func TestQuickstartRealCorpMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the example programs")
+	}
+	t.Parallel()
+	srv := wecomtest.NewServer(wecomtest.WithCorp("wwrealcorp", "s3cretValue"))
+	defer srv.Close()
+	if err := srv.AddDepartment(wecomtest.Department{ID: 7, Name: "已有部门", ParentID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(build(t), "quickstart")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append(os.Environ(), "WECOM_CORP_ID="+srv.CorpID, "WECOM_CORP_SECRET="+srv.CorpSecret, "WECOM_BASE_URL="+srv.URL)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("quickstart: %v\n%s", err, out)
+	}
+	for _, w := range []string{
+		"keeping the corp's 2 departments; the demo's get ids from 8",
+		"2000 rows: 1999 imported, 1 rejected", // 60105 still; no 60104/60106 without the seed
+		"not running it against a real corp without -allow-replace",
+		"已有部门",
+	} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("output lacks %q\n%s", w, out)
+		}
+	}
+	if strings.Contains(string(out), srv.CorpSecret) {
+		t.Error("the output shows the secret")
+	}
+	if d, ok := srv.Department(7); !ok || d.Name != "已有部门" {
+		t.Errorf("the corp's department 7 is gone or changed: %+v", d)
+	}
+	for _, m := range srv.Members() {
+		if m.Mobile != "" {
+			t.Fatalf("member %s was sent a mobile", m.UserID)
+		}
 	}
 }

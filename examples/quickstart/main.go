@@ -240,7 +240,7 @@ func replaceStep(ctx context.Context, env *exampleutil.Env, members []wecom.Memb
 		opts.MaxDeletes = len(plan.Delete)
 		fmt.Printf("   -allow-replace: running it with MaxDeletes %d\n", opts.MaxDeletes)
 	case env.Real():
-		fmt.Println("   not running it against a real corp: pass -allow-replace to accept these deletions")
+		fmt.Println("   not running it against a real corp without -allow-replace (which accepts the deletions above)")
 		return nil
 	default:
 		fmt.Println("   running it with the zero ImportOptions (MaxDeletes 0: delete nobody)")
