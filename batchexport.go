@@ -54,7 +54,9 @@ func WithExportTempDir(dir string) Option {
 // [A-Za-z0-9], from crypto/rand), suitable for ExportRequest.
 func NewEncodingAESKey() string { return wxcrypto.NewKey() }
 
-// ExportKind names one of the four export APIs.
+// ExportKind names one of the four export APIs
+// (https://developer.work.weixin.qq.com/document/path/94849,
+// https://developer.work.weixin.qq.com/document/path/94953).
 type ExportKind int
 
 // Export kinds.
@@ -81,7 +83,8 @@ func (k ExportKind) String() string {
 }
 
 // ExportJob is a submitted export job and the key its data files are
-// encrypted with.
+// encrypted with; pass JobID to WaitExportResult and EncodingAESKey to the
+// record iterators (https://developer.work.weixin.qq.com/document/path/94954).
 type ExportJob struct {
 	Kind           ExportKind
 	TagID          int // ExportKindTagUser only

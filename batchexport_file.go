@@ -36,6 +36,7 @@ type ChecksumError struct {
 	WantMD5, GotMD5   string
 }
 
+// Error names the file (without its query) and the sizes and md5s that differ.
 func (e *ChecksumError) Error() string {
 	if e.WantSize != e.GotSize {
 		return fmt.Sprintf("wecom: export file %s: size mismatch: want %d bytes, got %d", e.File, e.WantSize, e.GotSize)

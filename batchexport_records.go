@@ -136,10 +136,12 @@ type ExportDecodeError struct {
 	Err    error
 }
 
+// Error names the data file, the offset and the cause.
 func (e *ExportDecodeError) Error() string {
 	return fmt.Sprintf("wecom: export data file %d: invalid JSON near byte %d: %v", e.File, e.Offset, e.Err)
 }
 
+// Unwrap returns the decoding error.
 func (e *ExportDecodeError) Unwrap() error { return e.Err }
 
 // ExportedUsers returns the members of every data file of an export/user or

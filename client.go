@@ -307,6 +307,7 @@ type ResponseError struct {
 	Snippet    string // the start of the body, for diagnosis
 }
 
+// Error names the path, the HTTP status and the reason; never a token.
 func (e *ResponseError) Error() string {
 	s := fmt.Sprintf("wecom: %s: HTTP %d: %s", e.Path, e.StatusCode, e.Reason)
 	if e.Snippet != "" {
@@ -458,10 +459,12 @@ type NetworkError struct {
 	Err     error
 }
 
+// Error names the path and the cause, without the request's query.
 func (e *NetworkError) Error() string {
 	return fmt.Sprintf("wecom: %s: %v", e.Path, e.Err)
 }
 
+// Unwrap returns the transport error (a *net.OpError, context.DeadlineExceeded, …).
 func (e *NetworkError) Unwrap() error { return e.Err }
 
 // netErr strips the URL (which holds the access_token) out of a transport

@@ -268,8 +268,7 @@ type Member struct {
 //
 // The root department has ID 1 and, if listed, ParentID 0; top-level
 // departments have ParentID 1. Order 0 means "leave the order unchanged"
-// and is written as an empty cell (WeCom reads empty and 0 alike); a larger
-// Order sorts first.
+// (WeCom reads 0 and an empty cell alike); a larger Order sorts first.
 type Department struct {
 	Name     string
 	ID       int
@@ -1049,8 +1048,8 @@ func unsafeValueError(s string, i int) error {
 // WriteDepartmentsCSV validates depts and, only if they are all valid,
 // writes the department import template (header 部门名称,部门ID,父部门ID,排序)
 // to w: UTF-8, "\n" line endings, no BOM, no quoting, rows in the order
-// given. Order 0 is written as an empty cell, which WeCom reads as "leave
-// the order unchanged". A validation error is a *[CSVError] and then
+// given. Order is written as given; 0 is what WeCom reads as "leave the
+// order unchanged". A validation error is a *[CSVError] and then
 // nothing has been written. See
 // https://developer.work.weixin.qq.com/document/path/91132.
 func WriteDepartmentsCSV(w io.Writer, depts []Department) error {
@@ -1072,9 +1071,7 @@ func WriteDepartmentsCSV(w io.Writer, depts []Department) error {
 		b = append(b, ',')
 		b = appendInt(b, d.ParentID)
 		b = append(b, ',')
-		if d.Order != 0 {
-			b = appendInt(b, d.Order)
-		}
+		b = appendInt(b, d.Order)
 		b = append(b, '\n')
 		if _, err := bw.Write(b); err != nil {
 			return err

@@ -139,7 +139,7 @@ func TestWriteDepartmentsCSVGolden(t *testing.T) {
 			"部门名称,部门ID,父部门ID,排序\n" +
 				"研发部门,3,2,5\n" +
 				"万华教育,1,0,1\n" +
-				"总部,2,1,\n" +
+				"总部,2,1,0\n" +
 				"研发部门,4,1,4294967295\n",
 		},
 	}
@@ -711,7 +711,7 @@ func TestDepartmentsCSVRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [][]string{{"部门名称", "部门ID", "父部门ID", "排序"}, {"总公司", "1", "0", ""}, {"研发 R&D", "2", "1", "7"}, {"Ops", "3", "2", ""}}
+	want := [][]string{{"部门名称", "部门ID", "父部门ID", "排序"}, {"总公司", "1", "0", "0"}, {"研发 R&D", "2", "1", "7"}, {"Ops", "3", "2", "0"}}
 	if !reflect.DeepEqual(records, want) {
 		t.Errorf("got %q, want %q", records, want)
 	}

@@ -68,6 +68,7 @@ type APIError struct {
 	Path    string
 }
 
+// Error gives the code, WeCom's errmsg and the API path.
 func (e *APIError) Error() string {
 	return fmt.Sprintf("wecom: %s: errcode %d: %s", e.Path, e.Code, e.Message)
 }
@@ -126,6 +127,7 @@ type JobError struct {
 	Message string
 }
 
+// Error gives the job id, its type, the code and WeCom's message.
 func (e *JobError) Error() string {
 	t := e.JobType
 	if t == "" {

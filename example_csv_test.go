@@ -54,9 +54,9 @@ func ExampleWriteDepartmentsCSV() {
 	}
 	// Output:
 	// 部门名称,部门ID,父部门ID,排序
-	// 总公司,1,0,
+	// 总公司,1,0,0
 	// 研发,2,1,100
-	// 后端,3,2,
+	// 后端,3,2,0
 }
 
 func ExampleMemberCSVWriter() {

@@ -68,10 +68,13 @@ type WaitError struct {
 	Err        error
 }
 
+// Error names the job, the last status and percentage seen, and the cause.
 func (e *WaitError) Error() string {
 	return fmt.Sprintf("wecom: waiting for job %s (last status %d, %d%%): %v", e.JobID, e.Status, e.Percentage, e.Err)
 }
 
+// Unwrap returns the cause, usually ctx.Err(): errors.Is(err,
+// context.DeadlineExceeded) works.
 func (e *WaitError) Unwrap() error { return e.Err }
 
 // jobState is one poll's view of a job.
