@@ -106,11 +106,7 @@ func FuzzWriteDepartmentsCSV(f *testing.F) {
 			t.Fatalf("parsed %q", recs)
 		}
 		for i, d := range depts {
-			order := ""
-			if d.Order != 0 {
-				order = strconv.Itoa(d.Order)
-			}
-			want := []string{d.Name, strconv.Itoa(d.ID), strconv.Itoa(d.ParentID), order}
+			want := []string{d.Name, strconv.Itoa(d.ID), strconv.Itoa(d.ParentID), strconv.Itoa(d.Order)}
 			if strings.Join(recs[i+1], "\x00") != strings.Join(want, "\x00") {
 				t.Fatalf("row %d reads back %q, want %q", i+1, recs[i+1], want)
 			}
