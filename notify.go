@@ -129,6 +129,9 @@ func (cc *CallbackCrypto) DecryptMessage(msgSignature, timestamp, nonce string, 
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, fmt.Errorf("%w: empty body", ErrMalformedCallback)
 	}
+	if err := checkXMLDepth(body); err != nil {
+		return nil, fmt.Errorf("%w: body is not XML: %v", ErrMalformedCallback, err)
+	}
 	var env callbackEnvelope
 	if err := xml.Unmarshal(body, &env); err != nil {
 		return nil, fmt.Errorf("%w: body is not XML: %v", ErrMalformedCallback, err)
@@ -138,6 +141,39 @@ func (cc *CallbackCrypto) DecryptMessage(msgSignature, timestamp, nonce string, 
 		return nil, fmt.Errorf("%w: no Encrypt element", ErrMalformedCallback)
 	}
 	return cc.open(msgSignature, timestamp, nonce, enc)
+}
+
+// maxXMLDepth bounds the element nesting of callback XML. The envelope is
+// 2 deep and a batch_job_result event 3.
+const maxXMLDepth = 16
+
+// checkXMLDepth rejects XML nested deeper than maxXMLDepth before
+// encoding/xml unmarshals it: Unmarshal keeps state for every open element,
+// about 90 bytes of allocation per input byte for a body of nothing but
+// open tags, and the envelope is parsed before its signature is checked.
+// RawToken keeps no per-element state, so this pass costs no more than
+// the body's tokens. Undefined entities (there is no DTD support) fail
+// here too.
+func checkXMLDepth(b []byte) error {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	depth := 0
+	for {
+		tok, err := d.RawToken()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			if depth++; depth > maxXMLDepth {
+				return fmt.Errorf("elements nested deeper than %d", maxXMLDepth)
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
 }
 
 // open verifies the signature over enc, decrypts it and checks the receiver.
@@ -285,6 +321,9 @@ type batchJobXML struct {
 //
 // See https://developer.work.weixin.qq.com/document/path/90973.
 func ParseBatchJobEvent(xmlMsg []byte) (*BatchJobEvent, error) {
+	if err := checkXMLDepth(xmlMsg); err != nil {
+		return nil, fmt.Errorf("%w: message is not XML: %v", ErrMalformedCallback, err)
+	}
 	var m batchJobXML
 	if err := xml.Unmarshal(xmlMsg, &m); err != nil {
 		return nil, fmt.Errorf("%w: message is not XML: %v", ErrMalformedCallback, err)
