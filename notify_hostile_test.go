@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -70,9 +71,11 @@ func TestCallbackHandlerHostileInput(t *testing.T) {
 	require.NoError(t, err)
 	var ran atomic.Int64
 	fn := func(context.Context, *wecom.BatchJobEvent) error { ran.Add(1); return nil }
-	h := wecom.NewCallbackHandler(cc, fn)
+	var logs syncBuffer
+	logger := wecom.WithHandlerLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	h := wecom.NewCallbackHandler(cc, fn, logger)
 	// Big enough for 100,000 levels of nesting, to reach the XML decoder.
-	big := wecom.NewCallbackHandler(cc, fn, wecom.WithMaxBodySize(2<<20))
+	big := wecom.NewCallbackHandler(cc, fn, wecom.WithMaxBodySize(2<<20), logger)
 
 	now := time.Now()
 	ts := strconv.FormatInt(now.Unix(), 10)
@@ -159,6 +162,10 @@ func TestCallbackHandlerHostileInput(t *testing.T) {
 	// The handler stopped reading an endless body at the limit.
 	assert.LessOrEqual(t, undeclared.n.Load(), int64(wecom.DefaultMaxBodySize+64<<10), "read %d bytes of an endless body", undeclared.n.Load())
 	assert.Zero(t, ran.Load(), "no hostile request may reach fn")
+	// Every rejection was logged, and none showed the token or the key.
+	require.Equal(t, len(cases), strings.Count(logs.String(), "wecom callback rejected"))
+	assert.NotContains(t, logs.String(), hostileToken)
+	assert.NotContains(t, logs.String(), key)
 
 	// And the genuine event, after all that, is still accepted once.
 	w := httptest.NewRecorder()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -123,6 +124,7 @@ type relCell struct {
 	batchJob  string
 	exportJob *wecom.ExportJob
 	exportRes *wecom.ExportResult
+	secrets   []string // keys made by the cell, which no log or error may show
 }
 
 var relMembers = []wecom.Member{
@@ -156,8 +158,10 @@ func (cx *relCell) needExport() {
 	cx.exportJob, cx.exportRes = job, res
 }
 
-func exportReq() wecom.ExportRequest {
-	return wecom.ExportRequest{EncodingAESKey: wecom.NewEncodingAESKey()}
+func (cx *relCell) exportReq() wecom.ExportRequest {
+	key := wecom.NewEncodingAESKey()
+	cx.secrets = append(cx.secrets, key)
+	return wecom.ExportRequest{EncodingAESKey: key}
 }
 
 var relMethods = []relMethod{
@@ -222,22 +226,22 @@ var relMethods = []relMethod{
 		}},
 	{name: "ExportSimpleUser", group: "Export submissions", kind: mkSubmit, path: "/cgi-bin/export/simple_user", firstOnPath: true,
 		run: func(cx *relCell) (any, int, error) {
-			id, err := cx.c.ExportSimpleUser(cx.ctx, exportReq())
+			id, err := cx.c.ExportSimpleUser(cx.ctx, cx.exportReq())
 			return id, 0, err
 		}},
 	{name: "ExportUser", group: "Export submissions", kind: mkSubmit, path: "/cgi-bin/export/user", firstOnPath: true,
 		run: func(cx *relCell) (any, int, error) {
-			id, err := cx.c.ExportUser(cx.ctx, exportReq())
+			id, err := cx.c.ExportUser(cx.ctx, cx.exportReq())
 			return id, 0, err
 		}},
 	{name: "ExportDepartment", group: "Export submissions", kind: mkSubmit, path: "/cgi-bin/export/department", firstOnPath: true,
 		run: func(cx *relCell) (any, int, error) {
-			id, err := cx.c.ExportDepartment(cx.ctx, exportReq())
+			id, err := cx.c.ExportDepartment(cx.ctx, cx.exportReq())
 			return id, 0, err
 		}},
 	{name: "ExportTagUser", group: "Export submissions", kind: mkSubmit, path: "/cgi-bin/export/taguser", firstOnPath: true,
 		run: func(cx *relCell) (any, int, error) {
-			id, err := cx.c.ExportTagUser(cx.ctx, 5, exportReq())
+			id, err := cx.c.ExportTagUser(cx.ctx, 5, cx.exportReq())
 			return id, 0, err
 		}},
 	{name: "GetExportResult", group: "Export results and files", kind: mkRead, path: "/cgi-bin/export/get_result", firstOnPath: true,
@@ -564,8 +568,10 @@ func runAPICell(t *testing.T, m relMethod, f relFault, policy wecom.RetryPolicy,
 			Mobile: fmt.Sprintf("1390000000%d", i), Department: []int{1 + i%2}}))
 	}
 	require.NoError(t, srv.AddTag(wecomtest.Tag{ID: 5, Name: "tag", UserIDs: []string{"u1"}, PartyIDs: []int{2}}))
+	var logs syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c, err := wecom.NewClient(srv.CorpID, srv.CorpSecret, wecom.WithBaseURL(srv.URL),
-		wecom.WithHTTPClient(&http.Client{Transport: tr}), wecom.WithRetry(policy))
+		wecom.WithHTTPClient(&http.Client{Transport: tr}), wecom.WithRetry(policy), wecom.WithLogger(logger))
 	require.NoError(t, err)
 
 	setupCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -578,6 +584,7 @@ func runAPICell(t *testing.T, m relMethod, f relFault, policy wecom.RetryPolicy,
 	if m.setup != nil {
 		m.setup(cx)
 	}
+	secrets := append([]string{srv.CorpSecret}, issuedTokens(srv)...)
 	srv.ResetRequests()
 	injectRelFault(srv, m.path, f)
 
@@ -592,6 +599,7 @@ func runAPICell(t *testing.T, m relMethod, f relFault, policy wecom.RetryPolicy,
 	out, records, err := m.run(cx)
 	elapsed := time.Since(began)
 
+	checkNoSecrets(t, cx, append(secrets, issuedTokens(srv)...), logs.String(), err)
 	got := classify(err)
 	faultPath := m.path
 	if f.kind == fkFileCorrupt || f.kind == fkFileTruncate {
@@ -621,6 +629,46 @@ func runAPICell(t *testing.T, m relMethod, f relFault, policy wecom.RetryPolicy,
 		return fmt.Sprintf("%s · %d call", got, calls)
 	}
 	return fmt.Sprintf("%s · %d calls", got, calls)
+}
+
+// issuedTokens lists the access_tokens the server has seen.
+func issuedTokens(srv *wecomtest.Server) []string {
+	var out []string
+	for _, r := range srv.Requests() {
+		if tok := r.Query.Get("access_token"); tok != "" {
+			out = append(out, tok)
+		}
+	}
+	return out
+}
+
+// checkNoSecrets fails the cell if a token, the corpsecret, an AES key or
+// a signed download URL's query appears in a log record or in err's chain.
+func checkNoSecrets(t *testing.T, cx *relCell, secrets []string, logs string, err error) {
+	t.Helper()
+	secrets = append(secrets, cx.secrets...)
+	if cx.exportJob != nil {
+		secrets = append(secrets, cx.exportJob.EncodingAESKey)
+	}
+	if cx.exportRes != nil {
+		for _, f := range cx.exportRes.DataList {
+			if _, q, ok := strings.Cut(f.URL, "?"); ok {
+				secrets = append(secrets, q)
+			}
+		}
+	}
+	text := logs
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		text += "\n" + e.Error()
+	}
+	if logs == "" && !errors.Is(err, context.DeadlineExceeded) {
+		t.Error("the debug logger recorded nothing")
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(text, s) {
+			t.Errorf("a secret (%d bytes, starts %q) appears in a log record or error", len(s), s[:min(3, len(s))])
+		}
+	}
 }
 
 // runCallbackTwice posts one signed batch_job_result event twice: both are
