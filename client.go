@@ -216,7 +216,14 @@ func NewClient(corpID, corpSecret string, opts ...Option) (*Client, error) {
 	if cfg.store == nil {
 		cfg.store = NewMemoryTokenStore()
 	}
-	rc := resty.NewWithClient(cfg.hc)
+	// resty writes to the *http.Client it is given (a nil Transport is
+	// replaced): hand it a copy, so a shared client such as
+	// http.DefaultClient is never modified.
+	hc := *cfg.hc
+	if hc.Transport == nil {
+		hc.Transport = http.DefaultTransport
+	}
+	rc := resty.NewWithClient(&hc)
 	rc.SetLogger(quietRestyLogger{}) // resty must not print; our own logs are redacted
 	rc.SetRetryCount(0)              // retries are ours: they know which calls are safe to repeat
 	rc.SetHeader("User-Agent", "wecomkit-wecom-go")

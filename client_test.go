@@ -286,3 +286,14 @@ func TestRedact(t *testing.T) {
 	assert.NotContains(t, out, "sign=abc")
 	assert.Contains(t, out, "corpid=a")
 }
+
+// resty replaces a nil Transport on the client it is given; NewClient must
+// not let it modify a shared *http.Client such as http.DefaultClient.
+func TestNewClientDoesNotModifyTheHTTPClient(t *testing.T) {
+	t.Parallel()
+	hc := &http.Client{Timeout: 3 * time.Second}
+	_, err := NewClient(testCorp, testSecret, WithHTTPClient(hc))
+	require.NoError(t, err)
+	assert.Nil(t, hc.Transport)
+	assert.Equal(t, 3*time.Second, hc.Timeout)
+}
