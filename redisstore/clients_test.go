@@ -216,7 +216,8 @@ func TestRedisKilledCallsKeepWorking(t *testing.T) {
 					return
 				default:
 				}
-				if _, err := c.AccessToken(ctx); err == nil {
+				_, err := c.AccessToken(ctx)
+				if err == nil {
 					_, err = c.GetExportResult(ctx, jobID)
 				}
 				calls.Add(1)
