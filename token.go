@@ -191,12 +191,27 @@ func (tc *tokenCache) warnStore(op string, err error) {
 }
 
 // invalidate drops stale from the cache and the store, unless a newer
-// token has replaced it already.
+// token has replaced it already. Callers rejected with the same token at
+// the same time share one store round trip (with a shared store, N
+// goroutines failing together would otherwise send N invalidations), and
+// each returns only after it is done, so its next read of the store cannot
+// bring stale back. A caller whose ctx ends stops waiting and gets nil: its
+// call fails on ctx anyway, and that is no store failure.
 func (tc *tokenCache) invalidate(ctx context.Context, stale string) error {
 	if t := tc.hot.Load(); t != nil && t.value == stale {
 		tc.hot.CompareAndSwap(t, nil)
 	}
-	return tc.store.Invalidate(ctx, tc.key, stale)
+	ch := tc.sf.DoChan("invalidate\x00"+stale, func() (any, error) {
+		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tokenFetchTimeout)
+		defer cancel()
+		return nil, tc.store.Invalidate(ictx, tc.key, stale)
+	})
+	select {
+	case <-ctx.Done():
+		return nil
+	case r := <-ch:
+		return r.Err
+	}
 }
 
 // AccessToken returns a valid access_token, from the cache or from

@@ -185,6 +185,55 @@ func TestTokenExpiredRefetchesOnce(t *testing.T) {
 	}
 }
 
+// slowInvalidateStore counts Invalidate calls, each taking a while.
+type slowInvalidateStore struct {
+	TokenStore
+	invalidates atomic.Int64
+}
+
+func (s *slowInvalidateStore) Invalidate(ctx context.Context, key, stale string) error {
+	s.invalidates.Add(1)
+	time.Sleep(20 * time.Millisecond) // a network round trip
+	return s.TokenStore.Invalidate(ctx, key, stale)
+}
+
+// TestTokenExpiredInvalidatesOnce: 100 goroutines rejected together with
+// the same token share the store invalidation instead of sending 100.
+func TestTokenExpiredInvalidatesOnce(t *testing.T) {
+	t.Parallel()
+	store := &slowInvalidateStore{TokenStore: NewMemoryTokenStore()}
+	c, mt := mockClient(t, WithTokenStore(store))
+	n := tokenResponder(t, mt)
+	const callers = 100
+	var arrived sync.WaitGroup
+	arrived.Add(callers)
+	mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/batch/getresult", func(r *http.Request) (*http.Response, error) {
+		if r.URL.Query().Get("access_token") == "tok-1" {
+			arrived.Done()
+			arrived.Wait() // all callers hold the rejected token at once
+			return httpmock.NewStringResponse(200, `{"errcode":42001,"errmsg":"access_token expired"}`), nil
+		}
+		return httpmock.NewStringResponse(200, `{"errcode":0,"errmsg":"ok","status":3}`), nil
+	})
+	_, err := c.AccessToken(context.Background())
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.getJSON(context.Background(), "/cgi-bin/batch/getresult", nil, nil); err != nil {
+				failures.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Zero(t, failures.Load())
+	assert.EqualValues(t, 2, n.Load())
+	assert.LessOrEqual(t, store.invalidates.Load(), int64(10), "invalidations are shared, not one per caller")
+}
+
 func TestTokenExpiredIsRetriedOnlyOnce(t *testing.T) {
 	t.Parallel()
 	c, mt := mockClient(t)
