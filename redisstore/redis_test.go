@@ -107,16 +107,19 @@ func (r *redisServer) Kill() {
 }
 
 // client returns a go-redis client for r that gives up quickly when the
-// server is gone, closed when the test ends.
+// server is gone (no retries: a killed server refuses at once), closed
+// when the test ends. The dial timeout stays generous: hundreds of
+// goroutines dialling at once under -race on a loaded machine can take
+// longer than a few hundred ms, and a failed lock means an extra gettoken.
 func (r *redisServer) client(tb testing.TB) *redis.Client {
 	tb.Helper()
 	rdb := redis.NewClient(&redis.Options{
 		Addr:          r.Addr,
 		MaxRetries:    -1,
-		DialTimeout:   200 * time.Millisecond,
+		DialTimeout:   3 * time.Second,
 		DialerRetries: 1,
-		ReadTimeout:   time.Second,
-		WriteTimeout:  time.Second,
+		ReadTimeout:   3 * time.Second,
+		WriteTimeout:  3 * time.Second,
 	})
 	tb.Cleanup(func() { _ = rdb.Close() })
 	return rdb
