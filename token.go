@@ -118,10 +118,19 @@ func (tc *tokenCache) remember(t Token, lifetime time.Duration) {
 // the caller that happened to start it.
 const tokenFetchTimeout = 30 * time.Second
 
+// cached returns the token of the in-process cache, if it is still to be
+// handed out.
+func (tc *tokenCache) cached() (string, bool) {
+	if t := tc.hot.Load(); t != nil && tc.c.now().Before(t.refreshAt) {
+		return t.value, true
+	}
+	return "", false
+}
+
 // get returns a usable token.
 func (tc *tokenCache) get(ctx context.Context) (string, error) {
-	if t := tc.hot.Load(); t != nil && tc.c.now().Before(t.refreshAt) {
-		return t.value, nil
+	if v, ok := tc.cached(); ok {
+		return v, nil
 	}
 	ch := tc.sf.DoChan("token", func() (any, error) {
 		// The fetch is shared by every waiting caller, so one caller's
@@ -143,6 +152,12 @@ func (tc *tokenCache) get(ctx context.Context) (string, error) {
 
 // load finds a token in the store or fetches one.
 func (tc *tokenCache) load(ctx context.Context) (string, error) {
+	// A flight that ended between the caller's look at the cache and the
+	// start of this one has just filled it; without this, a store that is
+	// down would make this flight fetch a second token.
+	if v, ok := tc.cached(); ok {
+		return v, nil
+	}
 	if t, ok := tc.fromStore(ctx); ok {
 		return t, nil
 	}

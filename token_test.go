@@ -341,6 +341,35 @@ func TestFailingStoreFallsBack(t *testing.T) {
 	assert.EqualValues(t, 1, n.Load())
 }
 
+// TestFailingStoreRefetchesOnce: with the store down, callers rejected
+// together still cause one gettoken; a caller that missed the cache just
+// as the shared fetch ended must not start a second one.
+func TestFailingStoreRefetchesOnce(t *testing.T) {
+	t.Parallel()
+	for range 20 {
+		c, mt := mockClient(t, WithTokenStore(failingStore{}))
+		n := tokenResponder(t, mt)
+		mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/batch/getresult", func(r *http.Request) (*http.Response, error) {
+			if r.URL.Query().Get("access_token") == "tok-1" {
+				return httpmock.NewStringResponse(200, `{"errcode":42001,"errmsg":"access_token expired"}`), nil
+			}
+			return httpmock.NewStringResponse(200, `{"errcode":0,"errmsg":"ok","status":3}`), nil
+		})
+		_, err := c.AccessToken(context.Background())
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		for range 100 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				assert.NoError(t, c.getJSON(context.Background(), "/cgi-bin/batch/getresult", nil, nil))
+			}()
+		}
+		wg.Wait()
+		require.EqualValues(t, 2, n.Load(), "one initial gettoken and one refetch")
+	}
+}
+
 func BenchmarkAccessTokenWarm(b *testing.B) {
 	mt := httpmock.NewMockTransport()
 	mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/gettoken", httpmock.NewStringResponder(200, `{"errcode":0,"errmsg":"ok","access_token":"T","expires_in":7200}`))
