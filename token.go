@@ -86,6 +86,10 @@ type tokenCache struct {
 	sf     singleflight.Group
 
 	storeWarned atomic.Bool
+	// stale is the token last invalidated here. fromStore refuses it: a
+	// load that reads the store before the invalidation has reached it
+	// must not bring the rejected token back.
+	stale atomic.Pointer[string]
 }
 
 func newTokenCache(c *Client, store TokenStore, key string, margin time.Duration) *tokenCache {
@@ -193,6 +197,9 @@ func (tc *tokenCache) fromStore(ctx context.Context) (string, bool) {
 	if !ok || !tc.fresh(t) {
 		return "", false
 	}
+	if st := tc.stale.Load(); st != nil && *st == t.Value {
+		return "", false
+	}
 	tc.remember(t, 0)
 	return t.Value, true
 }
@@ -213,6 +220,7 @@ func (tc *tokenCache) warnStore(op string, err error) {
 // bring stale back. A caller whose ctx ends stops waiting and gets nil: its
 // call fails on ctx anyway, and that is no store failure.
 func (tc *tokenCache) invalidate(ctx context.Context, stale string) error {
+	tc.stale.Store(&stale) // before the cache is cleared: no load may take it back
 	if t := tc.hot.Load(); t != nil && t.value == stale {
 		tc.hot.CompareAndSwap(t, nil)
 	}

@@ -370,6 +370,48 @@ func TestFailingStoreRefetchesOnce(t *testing.T) {
 	}
 }
 
+// blockingInvalidateStore holds Invalidate until released.
+type blockingInvalidateStore struct {
+	TokenStore
+	entered, release chan struct{}
+}
+
+func (s *blockingInvalidateStore) Invalidate(ctx context.Context, key, stale string) error {
+	close(s.entered)
+	<-s.release
+	return s.TokenStore.Invalidate(ctx, key, stale)
+}
+
+// TestRejectedTokenNotReloadedFromStore: while the store is still removing
+// a rejected token (a network round trip), a caller that misses the cache
+// must not load that token back from the store.
+func TestRejectedTokenNotReloadedFromStore(t *testing.T) {
+	t.Parallel()
+	store := &blockingInvalidateStore{TokenStore: NewMemoryTokenStore(), entered: make(chan struct{}), release: make(chan struct{})}
+	c, mt := mockClient(t, WithTokenStore(store))
+	n := tokenResponder(t, mt)
+	mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/batch/getresult", func(r *http.Request) (*http.Response, error) {
+		if r.URL.Query().Get("access_token") == "tok-1" {
+			return httpmock.NewStringResponse(200, `{"errcode":42001,"errmsg":"access_token expired"}`), nil
+		}
+		return httpmock.NewStringResponse(200, `{"errcode":0,"errmsg":"ok","status":3}`), nil
+	})
+	ctx := context.Background()
+	tok, err := c.AccessToken(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "tok-1", tok)
+
+	done := make(chan error, 1)
+	go func() { done <- c.getJSON(ctx, "/cgi-bin/batch/getresult", nil, nil) }()
+	<-store.entered // tok-1 rejected; the store still holds it
+	tok, err = c.AccessToken(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "tok-2", tok, "the rejected token came back from the store")
+	close(store.release)
+	require.NoError(t, <-done)
+	assert.EqualValues(t, 2, n.Load())
+}
+
 func BenchmarkAccessTokenWarm(b *testing.B) {
 	mt := httpmock.NewMockTransport()
 	mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/gettoken", httpmock.NewStringResponder(200, `{"errcode":0,"errmsg":"ok","access_token":"T","expires_in":7200}`))
