@@ -369,7 +369,9 @@ func (c *Client) call(ctx context.Context, ac apiCall, out any) error {
 			c.log.LogAttrs(ctx, slog.LevelDebug, "wecom: access token rejected, refreshing",
 				slog.String("path", ac.path), slog.Int("errcode", ae.Code))
 			if ierr := c.tokens.invalidate(ctx, tok); ierr != nil {
-				c.log.LogAttrs(ctx, slog.LevelWarn, "wecom: token store invalidate failed", slog.String("error", ierr.Error()))
+				// Logged once, like every store failure: with the store
+				// down, every caller failing together would log.
+				c.tokens.warnStore("invalidate", ierr)
 			}
 			continue
 		}

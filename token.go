@@ -86,6 +86,10 @@ type tokenCache struct {
 	sf     singleflight.Group
 
 	storeWarned atomic.Bool
+	// stale is the token last invalidated here. fromStore refuses it: a
+	// load that reads the store before the invalidation has reached it
+	// must not bring the rejected token back.
+	stale atomic.Pointer[string]
 }
 
 func newTokenCache(c *Client, store TokenStore, key string, margin time.Duration) *tokenCache {
@@ -118,10 +122,19 @@ func (tc *tokenCache) remember(t Token, lifetime time.Duration) {
 // the caller that happened to start it.
 const tokenFetchTimeout = 30 * time.Second
 
+// cached returns the token of the in-process cache, if it is still to be
+// handed out.
+func (tc *tokenCache) cached() (string, bool) {
+	if t := tc.hot.Load(); t != nil && tc.c.now().Before(t.refreshAt) {
+		return t.value, true
+	}
+	return "", false
+}
+
 // get returns a usable token.
 func (tc *tokenCache) get(ctx context.Context) (string, error) {
-	if t := tc.hot.Load(); t != nil && tc.c.now().Before(t.refreshAt) {
-		return t.value, nil
+	if v, ok := tc.cached(); ok {
+		return v, nil
 	}
 	ch := tc.sf.DoChan("token", func() (any, error) {
 		// The fetch is shared by every waiting caller, so one caller's
@@ -143,6 +156,12 @@ func (tc *tokenCache) get(ctx context.Context) (string, error) {
 
 // load finds a token in the store or fetches one.
 func (tc *tokenCache) load(ctx context.Context) (string, error) {
+	// A flight that ended between the caller's look at the cache and the
+	// start of this one has just filled it; without this, a store that is
+	// down would make this flight fetch a second token.
+	if v, ok := tc.cached(); ok {
+		return v, nil
+	}
 	if t, ok := tc.fromStore(ctx); ok {
 		return t, nil
 	}
@@ -178,6 +197,9 @@ func (tc *tokenCache) fromStore(ctx context.Context) (string, bool) {
 	if !ok || !tc.fresh(t) {
 		return "", false
 	}
+	if st := tc.stale.Load(); st != nil && *st == t.Value {
+		return "", false
+	}
 	tc.remember(t, 0)
 	return t.Value, true
 }
@@ -191,12 +213,28 @@ func (tc *tokenCache) warnStore(op string, err error) {
 }
 
 // invalidate drops stale from the cache and the store, unless a newer
-// token has replaced it already.
+// token has replaced it already. Callers rejected with the same token at
+// the same time share one store round trip (with a shared store, N
+// goroutines failing together would otherwise send N invalidations), and
+// each returns only after it is done, so its next read of the store cannot
+// bring stale back. A caller whose ctx ends stops waiting and gets nil: its
+// call fails on ctx anyway, and that is no store failure.
 func (tc *tokenCache) invalidate(ctx context.Context, stale string) error {
+	tc.stale.Store(&stale) // before the cache is cleared: no load may take it back
 	if t := tc.hot.Load(); t != nil && t.value == stale {
 		tc.hot.CompareAndSwap(t, nil)
 	}
-	return tc.store.Invalidate(ctx, tc.key, stale)
+	ch := tc.sf.DoChan("invalidate\x00"+stale, func() (any, error) {
+		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tokenFetchTimeout)
+		defer cancel()
+		return nil, tc.store.Invalidate(ictx, tc.key, stale)
+	})
+	select {
+	case <-ctx.Done():
+		return nil
+	case r := <-ch:
+		return r.Err
+	}
 }
 
 // AccessToken returns a valid access_token, from the cache or from

@@ -185,6 +185,55 @@ func TestTokenExpiredRefetchesOnce(t *testing.T) {
 	}
 }
 
+// slowInvalidateStore counts Invalidate calls, each taking a while.
+type slowInvalidateStore struct {
+	TokenStore
+	invalidates atomic.Int64
+}
+
+func (s *slowInvalidateStore) Invalidate(ctx context.Context, key, stale string) error {
+	s.invalidates.Add(1)
+	time.Sleep(20 * time.Millisecond) // a network round trip
+	return s.TokenStore.Invalidate(ctx, key, stale)
+}
+
+// TestTokenExpiredInvalidatesOnce: 100 goroutines rejected together with
+// the same token share the store invalidation instead of sending 100.
+func TestTokenExpiredInvalidatesOnce(t *testing.T) {
+	t.Parallel()
+	store := &slowInvalidateStore{TokenStore: NewMemoryTokenStore()}
+	c, mt := mockClient(t, WithTokenStore(store))
+	n := tokenResponder(t, mt)
+	const callers = 100
+	var arrived sync.WaitGroup
+	arrived.Add(callers)
+	mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/batch/getresult", func(r *http.Request) (*http.Response, error) {
+		if r.URL.Query().Get("access_token") == "tok-1" {
+			arrived.Done()
+			arrived.Wait() // all callers hold the rejected token at once
+			return httpmock.NewStringResponse(200, `{"errcode":42001,"errmsg":"access_token expired"}`), nil
+		}
+		return httpmock.NewStringResponse(200, `{"errcode":0,"errmsg":"ok","status":3}`), nil
+	})
+	_, err := c.AccessToken(context.Background())
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.getJSON(context.Background(), "/cgi-bin/batch/getresult", nil, nil); err != nil {
+				failures.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Zero(t, failures.Load())
+	assert.EqualValues(t, 2, n.Load())
+	assert.LessOrEqual(t, store.invalidates.Load(), int64(10), "invalidations are shared, not one per caller")
+}
+
 func TestTokenExpiredIsRetriedOnlyOnce(t *testing.T) {
 	t.Parallel()
 	c, mt := mockClient(t)
@@ -290,6 +339,77 @@ func TestFailingStoreFallsBack(t *testing.T) {
 		assert.Equal(t, "tok-1", tok)
 	}
 	assert.EqualValues(t, 1, n.Load())
+}
+
+// TestFailingStoreRefetchesOnce: with the store down, callers rejected
+// together still cause one gettoken; a caller that missed the cache just
+// as the shared fetch ended must not start a second one.
+func TestFailingStoreRefetchesOnce(t *testing.T) {
+	t.Parallel()
+	for range 20 {
+		c, mt := mockClient(t, WithTokenStore(failingStore{}))
+		n := tokenResponder(t, mt)
+		mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/batch/getresult", func(r *http.Request) (*http.Response, error) {
+			if r.URL.Query().Get("access_token") == "tok-1" {
+				return httpmock.NewStringResponse(200, `{"errcode":42001,"errmsg":"access_token expired"}`), nil
+			}
+			return httpmock.NewStringResponse(200, `{"errcode":0,"errmsg":"ok","status":3}`), nil
+		})
+		_, err := c.AccessToken(context.Background())
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		for range 100 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				assert.NoError(t, c.getJSON(context.Background(), "/cgi-bin/batch/getresult", nil, nil))
+			}()
+		}
+		wg.Wait()
+		require.EqualValues(t, 2, n.Load(), "one initial gettoken and one refetch")
+	}
+}
+
+// blockingInvalidateStore holds Invalidate until released.
+type blockingInvalidateStore struct {
+	TokenStore
+	entered, release chan struct{}
+}
+
+func (s *blockingInvalidateStore) Invalidate(ctx context.Context, key, stale string) error {
+	close(s.entered)
+	<-s.release
+	return s.TokenStore.Invalidate(ctx, key, stale)
+}
+
+// TestRejectedTokenNotReloadedFromStore: while the store is still removing
+// a rejected token (a network round trip), a caller that misses the cache
+// must not load that token back from the store.
+func TestRejectedTokenNotReloadedFromStore(t *testing.T) {
+	t.Parallel()
+	store := &blockingInvalidateStore{TokenStore: NewMemoryTokenStore(), entered: make(chan struct{}), release: make(chan struct{})}
+	c, mt := mockClient(t, WithTokenStore(store))
+	n := tokenResponder(t, mt)
+	mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/batch/getresult", func(r *http.Request) (*http.Response, error) {
+		if r.URL.Query().Get("access_token") == "tok-1" {
+			return httpmock.NewStringResponse(200, `{"errcode":42001,"errmsg":"access_token expired"}`), nil
+		}
+		return httpmock.NewStringResponse(200, `{"errcode":0,"errmsg":"ok","status":3}`), nil
+	})
+	ctx := context.Background()
+	tok, err := c.AccessToken(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "tok-1", tok)
+
+	done := make(chan error, 1)
+	go func() { done <- c.getJSON(ctx, "/cgi-bin/batch/getresult", nil, nil) }()
+	<-store.entered // tok-1 rejected; the store still holds it
+	tok, err = c.AccessToken(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "tok-2", tok, "the rejected token came back from the store")
+	close(store.release)
+	require.NoError(t, <-done)
+	assert.EqualValues(t, 2, n.Load())
 }
 
 func BenchmarkAccessTokenWarm(b *testing.B) {
