@@ -248,11 +248,12 @@ func NewClient(corpID, corpSecret string, opts ...Option) (*Client, error) {
 // CorpID returns the corp id the Client was created with.
 func (c *Client) CorpID() string { return c.corpID }
 
-// storeKey names the cached token of (corpID, secret) in a TokenStore. It
-// holds a hash of the secret, never the secret itself.
+// storeKey names the cached token of (corpID, secret) in a TokenStore:
+// "token:<corpID>:<hash>". It holds a hash of the secret, never the secret
+// itself; a shared store adds its own namespace (redisstore: "wecom:").
 func storeKey(corpID, secret string) string {
 	h := sha256.Sum256([]byte(corpID + "\x00" + secret))
-	return "wecom:token:" + corpID + ":" + hex.EncodeToString(h[:12])
+	return "token:" + corpID + ":" + hex.EncodeToString(h[:12])
 }
 
 // callKind decides which failures a call may retry.
