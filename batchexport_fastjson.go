@@ -186,46 +186,28 @@ func (p *fastParser) int() (int, bool) {
 	return n, true
 }
 
-func (p *fastParser) ints() ([]int, bool) {
-	if !p.consume('[') {
-		return nil, false
-	}
-	p.ws()
-	out := []int{}
-	if p.consume(']') {
-		return out, true
-	}
-	for {
-		p.ws()
-		n, ok := p.int()
-		if !ok {
-			return nil, false
-		}
-		out = append(out, n)
-		p.ws()
-		if p.consume(',') {
-			continue
-		}
-		return out, p.consume(']')
-	}
-}
+func (p *fastParser) ints() ([]int, bool) { return fastArray(p, p.int) }
 
-func (p *fastParser) strs() ([]string, bool) {
+func (p *fastParser) strs() ([]string, bool) { return fastArray(p, p.str) }
+
+// fastArray parses a JSON array whose elements elem parses. An empty array
+// is a non-nil empty slice, as encoding/json gives.
+func fastArray[T any](p *fastParser, elem func() (T, bool)) ([]T, bool) {
 	if !p.consume('[') {
 		return nil, false
 	}
 	p.ws()
-	out := []string{}
+	out := []T{}
 	if p.consume(']') {
 		return out, true
 	}
 	for {
 		p.ws()
-		s, ok := p.str()
+		v, ok := elem()
 		if !ok {
 			return nil, false
 		}
-		out = append(out, s)
+		out = append(out, v)
 		p.ws()
 		if p.consume(',') {
 			continue
