@@ -282,7 +282,7 @@ func validateMemberRow(rec *memberRecord) memberRow {
 		return fail(60123, "invalid department id")
 	}
 	for _, id := range row.depts {
-		if id <= 0 {
+		if id <= 0 || id > MaxDepartmentID {
 			return fail(60123, "invalid department id")
 		}
 	}
@@ -346,6 +346,11 @@ func validateMemberRow(rec *memberRecord) memberRow {
 	row.code, row.msg = 0, "ok"
 	return row
 }
+
+// MaxDepartmentID is the largest department id the server accepts: WeCom's
+// ids are 32-bit. Larger ids in an import file are invalid (60123 in a
+// member file, 302004 in a department file).
+const MaxDepartmentID = 1<<32 - 1
 
 // intList parses "1;2;3" (empty items are skipped).
 func intList(s string) ([]int, bool) {

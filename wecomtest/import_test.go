@@ -31,6 +31,7 @@ func TestSyncUserRows(t *testing.T) {
 		"重复邮箱,dupemail,,OWN@x.com,1,,,,,,,,,,,\r\n" +
 		"无部门,nodept,13800000004,,,,,,,,,,,,,\r\n" +
 		"坏部门,baddept,13800000005,,1;x,,,,,,,,,,,\r\n" +
+		"大部门,hugedept,13800000009,,9223372036854775807,,,,,,,,,,,\r\n" +
 		"多部门,manydept,13800000006,,1;2;3;4;5;6;7;8;9;10;11;12;13;14;15;16;17;18;19;20;21,,,,,,,,,,,\r\n" +
 		"都空,noreach,,,1,,,,,,,,,,,\r\n" +
 		"领导,badleader,13800000007,,1;2,,,1,,,,,,,,\r\n" +
@@ -38,13 +39,13 @@ func TestSyncUserRows(t *testing.T) {
 		"新部门,newdept,13800000008,,77,,,,,,,,,,,\r\n"
 	m := runImport(t, s, tok, "syncuser", csv)
 	wantCode(t, m, 0)
-	if str(t, m, "type") != "sync_user" || num(t, m, "total") != 14 || num(t, m, "percentage") != 100 {
+	if str(t, m, "type") != "sync_user" || num(t, m, "total") != 15 || num(t, m, "percentage") != 100 {
 		t.Fatalf("bad getresult %v", m)
 	}
 	want := map[string]int{
 		"zhangsan": 0, "noname": 60112, "-bad": 40003, "badmobile": 60103, "dupmobile": 60104,
-		"bademail": 60105, "dupemail": 60106, "nodept": 60127, "baddept": 60123, "manydept": 60110,
-		"noreach": 60129, "badleader": 60132, "lisi": 0, "newdept": 0,
+		"bademail": 60105, "dupemail": 60106, "nodept": 60127, "baddept": 60123, "hugedept": 60123,
+		"manydept": 60110, "noreach": 60129, "badleader": 60132, "lisi": 0, "newdept": 0,
 	}
 	got := rowCodes(t, m)
 	for k, v := range want {

@@ -533,7 +533,7 @@ func (s *Server) runPartyImport(j *importJob) *fileError {
 		row.rec, row.fileIndex, row.code, row.msg = rec, i, 0, "ok"
 		id, err1 := strconv.Atoi(rec.id)
 		parent, err2 := strconv.Atoi(rec.parent)
-		if err1 != nil || err2 != nil || id <= 0 || parent < 0 || rec.name == "" {
+		if err1 != nil || err2 != nil || id <= 0 || parent < 0 || id > MaxDepartmentID || parent > MaxDepartmentID || rec.name == "" {
 			return fileErr(302004, "line %d: empty or invalid 部门名称, 部门ID or 父部门ID", rec.line)
 		}
 		if (parent == 0) != (id == 1) || parent == id {
