@@ -81,6 +81,27 @@ func newCSVReader(data []byte) *csv.Reader {
 	return r
 }
 
+// openCSV checks that data is UTF-8 and returns a reader positioned after
+// the header row (blank lines before it skipped) and the header, which the
+// reader's next Read overwrites. An empty or unreadable file is 40092.
+func openCSV(data []byte) (*csv.Reader, []string, *fileError) {
+	if !utf8.Valid(data) {
+		return nil, nil, fileErr(40092, "file is not UTF-8")
+	}
+	r := newCSVReader(data)
+	header, err := r.Read()
+	for err == nil && blankRecord(header) {
+		header, err = r.Read()
+	}
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil, fileErr(40092, "empty file")
+		}
+		return nil, nil, fileErr(40092, "invalid csv: %v", err)
+	}
+	return r, header, nil
+}
+
 func blankRecord(rec []string) bool {
 	for _, c := range rec {
 		if strings.TrimSpace(c) != "" {
@@ -94,19 +115,9 @@ func blankRecord(rec []string) bool {
 // unparsable CSV, no header, a header without 姓名/帐号/所在部门, or no data row
 // → 40092; a userid twice in the file (case-insensitive) → 302003.
 func parseMemberCSV(data []byte, extAttrs []string) (*memberFile, *fileError) {
-	if !utf8.Valid(data) {
-		return nil, fileErr(40092, "file is not UTF-8")
-	}
-	r := newCSVReader(data)
-	header, err := r.Read()
-	for err == nil && blankRecord(header) {
-		header, err = r.Read()
-	}
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fileErr(40092, "empty file")
-		}
-		return nil, fileErr(40092, "invalid csv: %v", err)
+	r, header, ferr := openCSV(data)
+	if ferr != nil {
+		return nil, ferr
 	}
 	f := &memberFile{}
 	colIdx := [mcCount]int{}
@@ -186,19 +197,9 @@ type deptRecord struct {
 // parseDepartmentCSV reads a department import file: 40092 for an empty or
 // unparsable file or a header without 部门名称/部门ID/父部门ID; 排序 is optional.
 func parseDepartmentCSV(data []byte) ([]deptRecord, *fileError) {
-	if !utf8.Valid(data) {
-		return nil, fileErr(40092, "file is not UTF-8")
-	}
-	r := newCSVReader(data)
-	header, err := r.Read()
-	for err == nil && blankRecord(header) {
-		header, err = r.Read()
-	}
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fileErr(40092, "empty file")
-		}
-		return nil, fileErr(40092, "invalid csv: %v", err)
+	r, header, ferr := openCSV(data)
+	if ferr != nil {
+		return nil, ferr
 	}
 	idx := map[string]int{}
 	for i, h := range header {
