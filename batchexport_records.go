@@ -248,7 +248,8 @@ func exportRecords[T any](c *Client, ctx context.Context, res *ExportResult, key
 }
 
 // decodeExportStream decodes one plaintext stream. It returns false when
-// it stopped early (fn returned false, or an error was reported to fail).
+// it stopped early (fn returned false, fn reported an error with d.fail, or
+// an error was reported to fail).
 func decodeExportStream(ctx context.Context, r io.Reader, file int, arrays, values []string,
 	fn func(d *exportDecoder, field string, raw []byte) bool, fail func(error)) bool {
 	d := newExportDecoder(r, file, arrays, values)
@@ -268,6 +269,11 @@ func decodeExportStream(ctx context.Context, r io.Reader, file int, arrays, valu
 			return false
 		}
 		if !fn(d, field, raw) {
+			return false
+		}
+		if d.err != nil {
+			// fn has already yielded this error: stop, even if the
+			// consumer asked for more, instead of yielding it again.
 			return false
 		}
 	}
