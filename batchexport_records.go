@@ -236,10 +236,14 @@ func exportRecords[T any](c *Client, ctx context.Context, res *ExportResult, key
 				yield(zero, fmt.Errorf("wecom: export data file %d of %d: %w", i, len(res.DataList), err))
 				return
 			}
-			more := decodeExportStream(ctx, rc, i, arrays, values, func(d *exportDecoder, field string, raw []byte) bool {
-				return fn(d, field, raw, yield)
-			}, func(err error) { yield(zero, err) })
-			rc.Close()
+			more := func() bool {
+				// Deferred: a panic in the consumer's loop body unwinds
+				// through yield, and the staged file must still go.
+				defer rc.Close()
+				return decodeExportStream(ctx, rc, i, arrays, values, func(d *exportDecoder, field string, raw []byte) bool {
+					return fn(d, field, raw, yield)
+				}, func(err error) { yield(zero, err) })
+			}()
 			if !more {
 				return
 			}

@@ -3,9 +3,11 @@ package wecom
 import (
 	"context"
 	"net/http"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestExportedIteratorsYieldErrorOnce: after an error the sequence stops,
@@ -56,4 +58,45 @@ func countSeq[T any](seq func(func(T, error) bool)) (records, errs int) {
 		records++
 	}
 	return records, errs
+}
+
+// TestExportedIteratorsPanicRemovesStagedFile: a panic in the loop body
+// unwinds through the iterator; the staged data file must still be closed
+// and removed.
+func TestExportedIteratorsPanicRemovesStagedFile(t *testing.T) {
+	t.Parallel()
+	key := NewEncodingAESKey()
+	ct := encryptFor(t, key, userDoc(40000)) // > 4 MiB: staged on disk
+	require.Greater(t, len(ct), exportMemLimit)
+	tests := []struct {
+		name  string
+		after int // panic at this record
+	}{
+		{"first record", 0},
+		{"later record", 300},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			fs := newFileServer(t)
+			f := fs.add("a", ct)
+			c, _ := newMockClient(t, WithHTTPClient(http.DefaultClient), WithExportTempDir(dir))
+			res := &ExportResult{Status: ExportDone, DataList: []ExportFile{f}}
+			func() {
+				defer func() { assert.Equal(t, "boom", recover()) }()
+				n := 0
+				for _, err := range c.ExportedUsers(context.Background(), res, key) {
+					require.NoError(t, err)
+					if n == tc.after {
+						panic("boom")
+					}
+					n++
+				}
+			}()
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			assert.Empty(t, entries, "the staged file is removed after a panic in the loop body")
+		})
+	}
 }
