@@ -335,7 +335,7 @@ func ParseBatchJobEvent(xmlMsg []byte) (*BatchJobEvent, error) {
 		Event:        strings.TrimSpace(m.Event),
 		JobID:        strings.TrimSpace(m.BatchJob.JobID),
 		JobType:      strings.TrimSpace(m.BatchJob.JobType),
-		ErrMsg:       m.BatchJob.ErrMsg,
+		ErrMsg:       strings.TrimSpace(m.BatchJob.ErrMsg),
 	}
 	if ev.Event != "batch_job_result" {
 		return nil, fmt.Errorf("%w (MsgType %q, Event %q)", ErrNotBatchJobEvent, clip(ev.MsgType), clip(ev.Event))
