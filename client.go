@@ -492,8 +492,8 @@ func netErr(path string, err error) error {
 	return &NetworkError{Path: path, NotSent: notSent, Err: errors.New(redact(err.Error()))}
 }
 
-// redact removes query strings from any URL in s, in case a lower layer
-// quoted a URL.
+// redact blanks the access_token, corpsecret and signature values in s,
+// whether a lower layer quoted a URL or s is the start of a JSON body.
 func redact(s string) string {
 	for _, key := range []string{"access_token=", "corpsecret=", "sign=", "signature="} {
 		from := 0
@@ -505,6 +505,27 @@ func redact(s string) string {
 			j := from + i + len(key)
 			k := j
 			for k < len(s) && s[k] != '&' && s[k] != ' ' && s[k] != '"' {
+				k++
+			}
+			s = s[:j] + "REDACTED" + s[k:]
+			from = j + len("REDACTED")
+		}
+	}
+	// The same names as JSON members: a body snippet of a gettoken answer
+	// holds `"access_token":"…"`.
+	for _, key := range []string{`"access_token"`, `"corpsecret"`} {
+		from := 0
+		for {
+			i := strings.Index(s[from:], key)
+			if i < 0 {
+				break
+			}
+			j := from + i + len(key)
+			for j < len(s) && (s[j] == ' ' || s[j] == ':' || s[j] == '"' || s[j] == '\t') {
+				j++
+			}
+			k := j
+			for k < len(s) && s[k] != '"' && s[k] != ',' && s[k] != '}' {
 				k++
 			}
 			s = s[:j] + "REDACTED" + s[k:]
