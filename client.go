@@ -489,8 +489,18 @@ func netErr(path string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return &NetworkError{Path: path, Err: err}
 	}
-	return &NetworkError{Path: path, NotSent: notSent, Err: errors.New(redact(err.Error()))}
+	return &NetworkError{Path: path, NotSent: notSent, Err: &redactedError{msg: redact(err.Error()), err: err}}
 }
+
+// redactedError is a transport error whose text has been redacted; it
+// still unwraps to the error itself, so errors.As finds a *net.OpError.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // redact blanks the access_token, corpsecret and signature values in s,
 // whether a lower layer quoted a URL or s is the start of a JSON body.
