@@ -376,7 +376,7 @@ func (c *Client) call(ctx context.Context, ac apiCall, out any) error {
 			}
 			continue
 		}
-		if attempt >= c.retry.MaxAttempts || !c.shouldRetry(ac.kind, err, retryCodeOK) {
+		if attempt >= c.retry.MaxAttempts || ctx.Err() != nil || !c.shouldRetry(ac.kind, err, retryCodeOK) {
 			return lastErr
 		}
 		d := c.backoff(attempt)
@@ -406,9 +406,9 @@ func (c *Client) shouldRetry(kind callKind, err error, codeOK func(int) bool) bo
 	if errors.As(err, &ae) {
 		return codeOK(ae.Code)
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
+	// The caller's ctx ending is checked by call, on ctx itself: an
+	// error matching context.DeadlineExceeded may be the *http.Client's
+	// own Timeout (net/http makes it match), which is a network error.
 	var re *ResponseError
 	if errors.As(err, &re) {
 		return kind == callRead && re.Temporary()

@@ -336,3 +336,43 @@ func TestNetworkErrorUnwrapsToTransportError(t *testing.T) {
 		})
 	}
 }
+
+// The *http.Client's own Timeout is a network error, though net/http makes
+// it match context.DeadlineExceeded: a read retries it while the caller's
+// ctx is still live; a submission (which may have reached WeCom) does not.
+func TestHTTPClientTimeoutIsANetworkError(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name      string
+		kind      callKind
+		wantCalls int64
+		wantOK    bool
+	}{
+		{"read retries", callRead, 2, true},
+		{"submit reports", callSubmit, 1, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			mt := httpmock.NewMockTransport()
+			c, _ := mockClient(t, WithHTTPClient(&http.Client{Transport: mt, Timeout: 100 * time.Millisecond}))
+			tokenResponder(t, mt)
+			var calls atomic.Int64
+			mt.RegisterResponder(http.MethodPost, testBase+"/cgi-bin/batch/syncuser", func(r *http.Request) (*http.Response, error) {
+				if calls.Add(1) == 1 {
+					<-r.Context().Done() // WeCom is slow: the client's timeout fires
+					return nil, r.Context().Err()
+				}
+				return httpmock.NewStringResponse(200, `{"errcode":0,"errmsg":"ok","jobid":"J"}`), nil
+			})
+			err := c.postJSON(context.Background(), "/cgi-bin/batch/syncuser", map[string]string{"media_id": "m"}, tc.kind, nil)
+			assert.Equal(t, tc.wantCalls, calls.Load())
+			if tc.wantOK {
+				require.NoError(t, err)
+			} else {
+				var ne *NetworkError
+				require.ErrorAs(t, err, &ne)
+			}
+		})
+	}
+}
