@@ -376,7 +376,7 @@ func (c *Client) call(ctx context.Context, ac apiCall, out any) error {
 			}
 			continue
 		}
-		if attempt >= c.retry.MaxAttempts || !c.shouldRetry(ac.kind, err, retryCodeOK) {
+		if attempt >= c.retry.MaxAttempts || ctx.Err() != nil || !c.shouldRetry(ac.kind, err, retryCodeOK) {
 			return lastErr
 		}
 		d := c.backoff(attempt)
@@ -406,9 +406,9 @@ func (c *Client) shouldRetry(kind callKind, err error, codeOK func(int) bool) bo
 	if errors.As(err, &ae) {
 		return codeOK(ae.Code)
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
+	// The caller's ctx ending is checked by call, on ctx itself: an
+	// error matching context.DeadlineExceeded may be the *http.Client's
+	// own Timeout (net/http makes it match), which is a network error.
 	var re *ResponseError
 	if errors.As(err, &re) {
 		return kind == callRead && re.Temporary()
@@ -489,11 +489,21 @@ func netErr(path string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return &NetworkError{Path: path, Err: err}
 	}
-	return &NetworkError{Path: path, NotSent: notSent, Err: errors.New(redact(err.Error()))}
+	return &NetworkError{Path: path, NotSent: notSent, Err: &redactedError{msg: redact(err.Error()), err: err}}
 }
 
-// redact removes query strings from any URL in s, in case a lower layer
-// quoted a URL.
+// redactedError is a transport error whose text has been redacted; it
+// still unwraps to the error itself, so errors.As finds a *net.OpError.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redact blanks the access_token, corpsecret and signature values in s,
+// whether a lower layer quoted a URL or s is the start of a JSON body.
 func redact(s string) string {
 	for _, key := range []string{"access_token=", "corpsecret=", "sign=", "signature="} {
 		from := 0
@@ -505,6 +515,27 @@ func redact(s string) string {
 			j := from + i + len(key)
 			k := j
 			for k < len(s) && s[k] != '&' && s[k] != ' ' && s[k] != '"' {
+				k++
+			}
+			s = s[:j] + "REDACTED" + s[k:]
+			from = j + len("REDACTED")
+		}
+	}
+	// The same names as JSON members: a body snippet of a gettoken answer
+	// holds `"access_token":"…"`.
+	for _, key := range []string{`"access_token"`, `"corpsecret"`} {
+		from := 0
+		for {
+			i := strings.Index(s[from:], key)
+			if i < 0 {
+				break
+			}
+			j := from + i + len(key)
+			for j < len(s) && (s[j] == ' ' || s[j] == ':' || s[j] == '"' || s[j] == '\t') {
+				j++
+			}
+			k := j
+			for k < len(s) && s[k] != '"' && s[k] != ',' && s[k] != '}' {
 				k++
 			}
 			s = s[:j] + "REDACTED" + s[k:]

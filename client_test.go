@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -296,4 +298,81 @@ func TestNewClientDoesNotModifyTheHTTPClient(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, hc.Transport)
 	assert.Equal(t, 3*time.Second, hc.Timeout)
+}
+
+// NetworkError.Unwrap is documented to return the transport error, so that
+// errors.As finds a *net.OpError (and errors.Is a syscall errno), while its
+// text stays redacted.
+func TestNetworkErrorUnwrapsToTransportError(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		query bool // the failing request carries an access_token
+	}{
+		{"gettoken", false},
+		{"getresult", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := NewClient(testCorp, testSecret,
+				WithBaseURL("http://127.0.0.1:1"), // nothing listens on port 1
+				WithRetry(RetryPolicy{MaxAttempts: 1}))
+			require.NoError(t, err)
+			if tc.query {
+				c.tokens.remember(Token{Value: "tok-secret-value", ExpiresAt: time.Now().Add(time.Hour)}, time.Hour)
+				err = c.getJSON(context.Background(), "/cgi-bin/batch/getresult", nil, nil)
+			} else {
+				_, err = c.AccessToken(context.Background())
+			}
+			var ne *NetworkError
+			require.ErrorAs(t, err, &ne)
+			var oe *net.OpError
+			require.ErrorAs(t, err, &oe, "got %v", err)
+			assert.Equal(t, "dial", oe.Op)
+			assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+			assert.NotContains(t, err.Error(), testSecret)
+			assert.NotContains(t, err.Error(), "tok-secret-value")
+		})
+	}
+}
+
+// The *http.Client's own Timeout is a network error, though net/http makes
+// it match context.DeadlineExceeded: a read retries it while the caller's
+// ctx is still live; a submission (which may have reached WeCom) does not.
+func TestHTTPClientTimeoutIsANetworkError(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name      string
+		kind      callKind
+		wantCalls int64
+		wantOK    bool
+	}{
+		{"read retries", callRead, 2, true},
+		{"submit reports", callSubmit, 1, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			mt := httpmock.NewMockTransport()
+			c, _ := mockClient(t, WithHTTPClient(&http.Client{Transport: mt, Timeout: 100 * time.Millisecond}))
+			tokenResponder(t, mt)
+			var calls atomic.Int64
+			mt.RegisterResponder(http.MethodPost, testBase+"/cgi-bin/batch/syncuser", func(r *http.Request) (*http.Response, error) {
+				if calls.Add(1) == 1 {
+					<-r.Context().Done() // WeCom is slow: the client's timeout fires
+					return nil, r.Context().Err()
+				}
+				return httpmock.NewStringResponse(200, `{"errcode":0,"errmsg":"ok","jobid":"J"}`), nil
+			})
+			err := c.postJSON(context.Background(), "/cgi-bin/batch/syncuser", map[string]string{"media_id": "m"}, tc.kind, nil)
+			assert.Equal(t, tc.wantCalls, calls.Load())
+			if tc.wantOK {
+				require.NoError(t, err)
+			} else {
+				var ne *NetworkError
+				require.ErrorAs(t, err, &ne)
+			}
+		})
+	}
 }

@@ -146,7 +146,11 @@ func replayable(r io.Reader) (sizedReaderAt, error) {
 	case *strings.Reader:
 		ra = io.NewSectionReader(v, v.Size()-int64(v.Len()), int64(v.Len()))
 	case *io.SectionReader:
-		ra = v
+		pos, err := v.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return nil, fmt.Errorf("wecom: UploadFile: %w", err)
+		}
+		ra = io.NewSectionReader(v, pos, v.Size()-pos)
 	}
 	if ra == nil {
 		c := &chunks{}

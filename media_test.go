@@ -204,3 +204,34 @@ func BenchmarkUploadFile20MB(b *testing.B) {
 	}
 	b.ReportMetric(float64(MaxUploadSize)/(1<<20), "file-MiB")
 }
+
+// UploadFile reads r from where it stands, as any io.Reader is read: a
+// reader the caller has already advanced uploads only the rest, whatever
+// its concrete type.
+func TestUploadFileStartsAtTheReadersPosition(t *testing.T) {
+	t.Parallel()
+	const skip, rest = "HEADER-TO-SKIP\n", "userid,name\nzhangsan,张三\n"
+	cases := map[string]func() io.Reader{
+		"bytes.Reader":   func() io.Reader { return bytes.NewReader([]byte(skip + rest)) },
+		"strings.Reader": func() io.Reader { return strings.NewReader(skip + rest) },
+		"io.SectionReader": func() io.Reader {
+			return io.NewSectionReader(strings.NewReader("xx"+skip+rest), 2, int64(len(skip+rest)))
+		},
+	}
+	for name, mk := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := mk()
+			_, err := io.ReadFull(r, make([]byte, len(skip)))
+			require.NoError(t, err)
+			c, mt := mockClient(t)
+			tokenResponder(t, mt)
+			var cap uploadCapture
+			mt.RegisterResponder(http.MethodPost, testBase+"/cgi-bin/media/upload", cap.responder(t, okUpload))
+			_, err = c.UploadFile(context.Background(), "members.csv", r)
+			require.NoError(t, err)
+			require.Len(t, cap.contents, 1)
+			assert.Equal(t, rest, string(cap.contents[0]))
+		})
+	}
+}

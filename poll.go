@@ -97,7 +97,10 @@ func (c *Client) waitJob(ctx context.Context, jobID string, w waitConfig, poll f
 	for attempt := 1; ; attempt++ {
 		st, err := poll(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
+			// A retry that would sleep past the deadline gives up before
+			// ctx is done (sleepCtx): that too is the wait running out.
+			_, hasDeadline := ctx.Deadline()
+			if ctx.Err() != nil || (hasDeadline && errors.Is(err, context.DeadlineExceeded)) {
 				return &WaitError{JobID: jobID, Status: last.status, Percentage: max(last.percentage, 0), Err: err}
 			}
 			return err

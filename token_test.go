@@ -1,9 +1,11 @@
 package wecom
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -458,4 +460,35 @@ func BenchmarkAccessTokenCold1000(b *testing.B) {
 		wg.Wait()
 	}
 	b.ReportMetric(float64(calls.Load())/float64(b.N), "gettoken/op")
+}
+
+// A gettoken answer the client cannot use must not put the token it holds
+// into the error (whose ResponseError quotes the start of the body) or the log.
+func TestBadGettokenResponseHidesToken(t *testing.T) {
+	t.Parallel()
+	const tok = "TOKENVALUE0123456789abcdefghijklmnopqrstuvwxyz"
+	cases := []struct{ name, body string }{
+		{"expires_in not an integer", `{"errcode":0,"errmsg":"ok","access_token":"` + tok + `","expires_in":"soon"}`},
+		{"truncated", `{"errcode":0,"errmsg":"ok","access_token":"` + tok},
+		{"spaced JSON", `{"errcode": 0, "access_token" : "` + tok + `", "expires_in": 7200.5}`},
+		{"HTTP 502 echoing JSON", `{"access_token":"` + tok + `"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer // written by the flight, read after it ended
+			logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			c, mt := mockClient(t, WithLogger(logger))
+			status := 200
+			if strings.HasPrefix(tc.name, "HTTP 502") {
+				status = 502
+			}
+			mt.RegisterResponder(http.MethodGet, testBase+"/cgi-bin/gettoken", httpmock.NewStringResponder(status, tc.body))
+			_, err := c.AccessToken(context.Background())
+			var re *ResponseError
+			require.ErrorAs(t, err, &re)
+			assert.NotContains(t, err.Error(), tok[:8])
+			assert.NotContains(t, logs.String(), tok[:8])
+		})
+	}
 }
