@@ -28,6 +28,11 @@ const DefaultBaseURL = "https://qyapi.weixin.qq.com"
 // A batch/getresult of a 200,000-row import is about 12 MB.
 const DefaultMaxResponseSize = 64 << 20
 
+// maxResponseLimit is the largest WithMaxResponseSize accepted (1 TiB), so
+// that the one-byte overshoot used to detect a too-large body cannot
+// overflow.
+const maxResponseLimit = 1 << 40
+
 // Client talks to one WeCom corp with one app secret (for the batch APIs,
 // the contact-sync secret: https://developer.work.weixin.qq.com/document/path/91039).
 // It is safe for concurrent use; create one per (corp, secret) and share it.
@@ -170,8 +175,8 @@ func WithTokenRefreshMargin(d time.Duration) Option {
 // (default DefaultMaxResponseSize). A larger response is an error.
 func WithMaxResponseSize(n int64) Option {
 	return func(c *config) {
-		if n <= 0 {
-			c.err = errors.New("wecom: WithMaxResponseSize: size must be positive")
+		if n <= 0 || n > maxResponseLimit {
+			c.err = fmt.Errorf("wecom: WithMaxResponseSize: size must be in (0, %d]", int64(maxResponseLimit))
 			return
 		}
 		c.maxBody = n

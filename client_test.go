@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -73,6 +74,8 @@ func TestNewClientValidates(t *testing.T) {
 		{"bad retry", "ww1", "x", []Option{WithRetry(RetryPolicy{MaxAttempts: -1})}, "invalid policy"},
 		{"min > max", "ww1", "x", []Option{WithRetry(RetryPolicy{MinDelay: time.Second, MaxDelay: time.Millisecond})}, "invalid policy"},
 		{"negative margin", "ww1", "x", []Option{WithTokenRefreshMargin(-1)}, "negative margin"},
+		{"zero response size", "ww1", "x", []Option{WithMaxResponseSize(0)}, "WithMaxResponseSize"},
+		{"response size that would overflow", "ww1", "x", []Option{WithMaxResponseSize(math.MaxInt64)}, "WithMaxResponseSize"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -197,11 +197,25 @@ func (tc *tokenCache) fromStore(ctx context.Context) (string, bool) {
 	if !ok || !tc.fresh(t) {
 		return "", false
 	}
-	if st := tc.stale.Load(); st != nil && *st == t.Value {
+	if tc.isStale(t.Value) {
 		return "", false
 	}
 	tc.remember(t, 0)
+	// An invalidation of this very token may have landed between the check
+	// and remember: take it back out rather than hand it out again.
+	if tc.isStale(t.Value) {
+		if h := tc.hot.Load(); h != nil && h.value == t.Value {
+			tc.hot.CompareAndSwap(h, nil)
+		}
+		return "", false
+	}
 	return t.Value, true
+}
+
+// isStale reports whether v is the token last invalidated here.
+func (tc *tokenCache) isStale(v string) bool {
+	st := tc.stale.Load()
+	return st != nil && *st == v
 }
 
 // warnStore logs a store failure once per client; the client goes on
