@@ -30,6 +30,8 @@ func TestE2EClientAndFakeAgreeOnMembers(t *testing.T) {
 		{"name with NUL", func(m *wecom.Member) { m.Name = "a\x00b" }, wecom.CSVColName},
 		{"name with DEL", func(m *wecom.Member) { m.Name = "a\x7fb" }, wecom.CSVColName},
 		{"name with inner spaces", func(m *wecom.Member) { m.Name = "a  b" }, ""},
+		{"name of spaces only", func(m *wecom.Member) { m.Name = "   " }, wecom.CSVColName},
+		{"name of an ideographic space only", func(m *wecom.Member) { m.Name = "\u3000" }, wecom.CSVColName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +70,7 @@ func TestE2EClientAndFakeAgreeOnDepartments(t *testing.T) {
 		{"plain", "研发", ""},
 		{"name with a tab", "a\tb", wecom.CSVColDeptName},
 		{"name with a control character", "a\x01b", wecom.CSVColDeptName},
+		{"name of spaces only", "  ", wecom.CSVColDeptName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
