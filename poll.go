@@ -97,7 +97,9 @@ func (c *Client) waitJob(ctx context.Context, jobID string, w waitConfig, poll f
 	for attempt := 1; ; attempt++ {
 		st, err := poll(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
+			// A retry that would outlast ctx's deadline ends the poll early,
+			// with ctx.Err() still nil: that, too, is ctx ending the wait.
+			if ctx.Err() != nil || errors.Is(err, errDeadlineAhead) {
 				return &WaitError{JobID: jobID, Status: last.status, Percentage: max(last.percentage, 0), Err: err}
 			}
 			return err
