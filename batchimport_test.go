@@ -703,3 +703,39 @@ func TestTripsDeletionGuard(t *testing.T) {
 		assert.Equal(t, tt.want, tripsDeletionGuard(tt.del, tt.cur), "del=%d cur=%d", tt.del, tt.cur)
 	}
 }
+
+// TestWaitBatchResultDeadlineDuringRetry: when a poll's retry backoff
+// would outlast ctx's deadline, the wait ends as one cut short by ctx: a
+// *WaitError carrying the last status and percentage seen.
+func TestWaitBatchResultDeadlineDuringRetry(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		answer string
+	}{
+		{"system busy", `{"errcode":-1,"errmsg":"busy"}`},
+		{"rate limited", `{"errcode":45009,"errmsg":"freq"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := newMockAPI(t)
+			c, err := NewClient("corp1", "secret1",
+				WithHTTPClient(&http.Client{Transport: m.mt}),
+				WithBaseURL(mockBase),
+				WithRetry(RetryPolicy{MaxAttempts: 5, MinDelay: time.Minute, MaxDelay: time.Minute}))
+			require.NoError(t, err)
+			m.on(http.MethodGet, pathBatchResult,
+				`{"errcode":0,"errmsg":"ok","status":2,"type":"sync_user","total":0,"percentage":40}`, tt.answer)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err = c.WaitBatchResult(ctx, "job-1", WithPollDelay(time.Millisecond, time.Millisecond))
+			var we *WaitError
+			require.ErrorAs(t, err, &we, "got %v", err)
+			assert.Equal(t, "job-1", we.JobID)
+			assert.Equal(t, int(BatchRunning), we.Status)
+			assert.Equal(t, 40, we.Percentage)
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+		})
+	}
+}

@@ -446,6 +446,11 @@ func jitterBackoff(minD, maxD time.Duration, attempt int) time.Duration {
 	return half + time.Duration(rand.Int64N(int64(d-half)+1))
 }
 
+// errDeadlineAhead is sleepCtx's answer to a sleep that would outlast
+// ctx's deadline: it is context.DeadlineExceeded for errors.Is, yet tells
+// a waiter that its ctx is, in effect, over although ctx.Err() is still nil.
+var errDeadlineAhead = fmt.Errorf("%w", context.DeadlineExceeded)
+
 // sleepCtx sleeps for d or until ctx is done. It does not start a sleep that
 // would end after ctx's deadline.
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -454,7 +459,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		return context.DeadlineExceeded
+		return errDeadlineAhead
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -232,7 +232,8 @@ func (g *Gender) UnmarshalJSON(data []byte) error {
 // The writers check, per field (lengths in characters unless stated):
 //   - UserID (帐号): required, 1-64 bytes of [0-9A-Za-z_-@.], starting with
 //     a letter or digit; unique in the file, compared case-insensitively.
-//   - Name (姓名): required, at most 64.
+//   - Name (姓名): required (not only white space), at most 64, no
+//     control characters.
 //   - Mobile (手机号): at most 32 of digits, '+' and '-', with a digit.
 //   - Email (邮箱): at most 64, local@domain with one '@', a domain
 //     containing an inner '.', no spaces. At least one of Mobile and Email.
@@ -778,7 +779,13 @@ func validateMemberFields(m *Member, row int) error {
 	if m.Name == "" {
 		return fail(CSVColName, fmt.Errorf("%w: name is required", ErrRequired))
 	}
+	if isBlank(m.Name) {
+		return fail(CSVColName, fmt.Errorf("%w: name is only white space", ErrRequired))
+	}
 	if err := checkText(m.Name, 64); err != nil {
+		return fail(CSVColName, err)
+	}
+	if err := checkNoControl(m.Name, "name"); err != nil {
 		return fail(CSVColName, err)
 	}
 	if err := checkUserID(m.UserID); err != nil {
@@ -1085,8 +1092,8 @@ func WriteDepartmentsCSV(w io.Writer, depts []Department) error {
 }
 
 // ValidateDepartments checks depts as [WriteDepartmentsCSV] does, without
-// writing anything: every Name non-empty, at most 32 characters and 64
-// bytes, free of : * ? " < > | , and line breaks; every ID a positive
+// writing anything: every Name non-empty and not only white space, at most 32 characters and 64
+// bytes, free of : * ? " < > | , line breaks and control characters; every ID a positive
 // 32-bit integer, unique; Order ≥ 0; every ParentID either 1 or the ID of
 // another listed department (the root row, ID 1, must have ParentID 0);
 // no cycles; sibling names distinct (compared as-is); depth at most
@@ -1207,14 +1214,39 @@ func checkDeptName(s string) error {
 	if s == "" {
 		return fmt.Errorf("%w: department name is required", ErrRequired)
 	}
+	if isBlank(s) {
+		return fmt.Errorf("%w: department name is only white space", ErrRequired)
+	}
 	if err := checkText(s, 32); err != nil {
 		return err
 	}
 	if len(s) > 64 {
 		return fmt.Errorf("%w: %w: department name must be at most 64 bytes, got %d", ErrInvalidValue, ErrTooLong, len(s))
 	}
+	if err := checkNoControl(s, "department name"); err != nil {
+		return err
+	}
 	if i := strings.IndexAny(s, `:*?"<>|`); i >= 0 {
 		return fmt.Errorf("%w: department name %s must not contain any of : * ? \" < > |", ErrInvalidValue, csvQuote(s))
+	}
+	return nil
+}
+
+// isBlank reports whether s is not empty but holds only white space: a
+// cell WeCom (and wecomtest) read as empty, so a required value missing.
+func isBlank(s string) bool {
+	return s != "" && strings.TrimSpace(s) == ""
+}
+
+// checkNoControl refuses ASCII control characters (U+0000-U+001F, U+007F)
+// in a name: WeCom rejects such names (60112 for a member, 60125 for a
+// department), and so does the fake server. Bytes of multi-byte UTF-8
+// sequences are all >= 0x80, so a byte scan is exact.
+func checkNoControl(s, what string) error {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("%w: %s %s contains the control character %U", ErrInvalidValue, what, csvQuote(s), rune(c))
+		}
 	}
 	return nil
 }

@@ -97,10 +97,9 @@ func (c *Client) waitJob(ctx context.Context, jobID string, w waitConfig, poll f
 	for attempt := 1; ; attempt++ {
 		st, err := poll(ctx)
 		if err != nil {
-			// A retry that would sleep past the deadline gives up before
-			// ctx is done (sleepCtx): that too is the wait running out.
-			_, hasDeadline := ctx.Deadline()
-			if ctx.Err() != nil || (hasDeadline && errors.Is(err, context.DeadlineExceeded)) {
+			// A retry that would outlast ctx's deadline ends the poll early,
+			// with ctx.Err() still nil: that, too, is ctx ending the wait.
+			if ctx.Err() != nil || errors.Is(err, errDeadlineAhead) {
 				return &WaitError{JobID: jobID, Status: last.status, Percentage: max(last.percentage, 0), Err: err}
 			}
 			return err
