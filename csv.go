@@ -243,6 +243,11 @@ func (g *Gender) UnmarshalJSON(data []byte) error {
 //   - Position at most 128, Alias at most 32, Address at most 128;
 //     Telephone (座机) at most 32 of digits and '-'.
 //   - Gender: GenderUnset, GenderMale or GenderFemale.
+//   - Disabled (禁用) is always written, 0 or 1: a sync import sets the
+//     account state of every member in the file, so a member disabled in
+//     WeCom and listed with Disabled false is enabled again. Leave such
+//     members out of a sync, or set Disabled from the directory
+//     ([Client.ExportedUsers], Status 2).
 //   - ExtAttrs: extra columns whose header is the attribute name; a name
 //     may not be empty or equal a template header (帐号 or 账号 included).
 //     WeCom only applies attributes that exist in the admin console and
