@@ -81,6 +81,22 @@ var special = func() (t [256]bool) {
 	return t
 }()
 
+// member reads the start of an object member, `"key":`, with the white
+// space around it, and returns the key.
+func (p *fastParser) member() ([]byte, bool) {
+	p.ws()
+	k, ok := p.key()
+	if !ok {
+		return nil, false
+	}
+	p.ws()
+	if !p.consume(':') {
+		return nil, false
+	}
+	p.ws()
+	return k, true
+}
+
 // key reads an object key made only of printable ASCII without escapes.
 func (p *fastParser) key() ([]byte, bool) {
 	if !p.consume('"') {
@@ -274,16 +290,10 @@ func fastDecodeUser(b []byte, u *ExportedUser) bool {
 	}
 	var seen uint32
 	for {
-		p.ws()
-		k, ok := p.key()
+		k, ok := p.member()
 		if !ok {
 			return false
 		}
-		p.ws()
-		if !p.consume(':') {
-			return false
-		}
-		p.ws()
 		var bit uint32
 		switch string(k) {
 		case "userid":
@@ -407,16 +417,10 @@ func (p *fastParser) fastExtAttr(a *ExtAttr) bool {
 	if !p.consume('{') {
 		return false
 	}
-	p.ws()
-	k, ok := p.key()
+	k, ok := p.member()
 	if !ok || string(k) != "attrs" {
 		return false
 	}
-	p.ws()
-	if !p.consume(':') {
-		return false
-	}
-	p.ws()
 	if !p.consume('[') {
 		return false
 	}
@@ -451,16 +455,10 @@ func (p *fastParser) extAttrItem(it *ExtAttrItem) bool {
 	}
 	var seen uint8
 	for {
-		p.ws()
-		k, ok := p.key()
+		k, ok := p.member()
 		if !ok {
 			return false
 		}
-		p.ws()
-		if !p.consume(':') {
-			return false
-		}
-		p.ws()
 		var bit uint8
 		switch string(k) {
 		case "type":
@@ -497,16 +495,10 @@ func (p *fastParser) object1(k string, v *string) bool {
 	if !p.consume('{') {
 		return false
 	}
-	p.ws()
-	got, ok := p.key()
+	got, ok := p.member()
 	if !ok || string(got) != k {
 		return false
 	}
-	p.ws()
-	if !p.consume(':') {
-		return false
-	}
-	p.ws()
 	if *v, ok = p.str(); !ok {
 		return false
 	}
@@ -521,16 +513,10 @@ func (p *fastParser) object2(k1 string, v1 *string, k2 string, v2 *string) bool 
 	}
 	var seen uint8
 	for {
-		p.ws()
-		got, ok := p.key()
+		got, ok := p.member()
 		if !ok {
 			return false
 		}
-		p.ws()
-		if !p.consume(':') {
-			return false
-		}
-		p.ws()
 		switch {
 		case string(got) == k1 && seen&1 == 0:
 			seen |= 1
