@@ -448,12 +448,8 @@ func appendJSONString(b []byte, s string) []byte {
 // jobid (import jobids included), 40089 a job pushed out by newer exports
 // (WithMaxExportJobs).
 func (s *Server) handleExportGetResult(w http.ResponseWriter, r *http.Request, _ []byte) {
-	if !s.checkToken(w, r) {
-		return
-	}
-	id := r.URL.Query().Get("jobid")
-	if id == "" {
-		s.writeErr(w, r, 40058, "jobid missing")
+	id, ok := s.jobQuery(w, r)
+	if !ok {
 		return
 	}
 	type item struct {

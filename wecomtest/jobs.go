@@ -668,6 +668,21 @@ func (s *Server) applyPartyRow(row *partyRow) partyResult {
 	return res
 }
 
+// jobQuery checks the access_token of a result query and returns its
+// jobid; it has answered the request (41001/40014/42001, or 40058 for a
+// missing jobid) when it reports false.
+func (s *Server) jobQuery(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if !s.checkToken(w, r) {
+		return "", false
+	}
+	id := r.URL.Query().Get("jobid")
+	if id == "" {
+		s.writeErr(w, r, 40058, "jobid missing")
+		return "", false
+	}
+	return id, true
+}
+
 // handleGetResult mirrors GET /cgi-bin/batch/getresult?jobid= (获取异步任务
 // 结果, https://developer.work.weixin.qq.com/document/path/90983).
 //
@@ -680,12 +695,8 @@ func (s *Server) applyPartyRow(row *partyRow) partyResult {
 // unknown jobid (export jobids included), 40089 a job older than the last
 // KeepImportResults imports.
 func (s *Server) handleGetResult(w http.ResponseWriter, r *http.Request, _ []byte) {
-	if !s.checkToken(w, r) {
-		return
-	}
-	id := r.URL.Query().Get("jobid")
-	if id == "" {
-		s.writeErr(w, r, 40058, "jobid missing")
+	id, ok := s.jobQuery(w, r)
+	if !ok {
 		return
 	}
 	type resp struct {
