@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wecomkit/wecom/internal/vectors"
 	"github.com/wecomkit/wecom/internal/wxcrypto"
 )
 
@@ -267,26 +267,6 @@ func TestWaitExportResult(t *testing.T) {
 	})
 }
 
-// exportVector is ../shared/vectors/export_example.json.
-type exportVector struct {
-	Key        string `json:"encoding_aes_key"`
-	Plaintext  string `json:"plaintext"`
-	Ciphertext string `json:"ciphertext_base64"`
-	MD5        string `json:"md5"`
-	Size       int64  `json:"size"`
-}
-
-func loadExportVector(t testing.TB) exportVector {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "shared", "vectors", "export_example.json"))
-	if err != nil {
-		t.Skipf("vector not available: %v", err)
-	}
-	var v exportVector
-	require.NoError(t, json.Unmarshal(b, &v))
-	return v
-}
-
 // fileServer serves named bodies with Range support; handler hooks let a
 // test misbehave.
 type fileServer struct {
@@ -345,8 +325,8 @@ func encryptFor(t testing.TB, key string, plain []byte) []byte {
 
 func TestExportVector(t *testing.T) {
 	t.Parallel()
-	v := loadExportVector(t)
-	ct, err := base64.StdEncoding.DecodeString(v.Ciphertext)
+	v := vectors.LoadExport(t)
+	ct, err := base64.StdEncoding.DecodeString(v.CiphertextBase64)
 	require.NoError(t, err)
 	fs := newFileServer(t)
 	f := fs.add("v", ct)
@@ -354,7 +334,7 @@ func TestExportVector(t *testing.T) {
 	require.Equal(t, v.MD5, f.MD5)
 	c, _ := newMockClient(t, WithHTTPClient(http.DefaultClient))
 
-	rc, err := c.OpenExportFile(context.Background(), f, v.Key)
+	rc, err := c.OpenExportFile(context.Background(), f, v.EncodingAESKey)
 	require.NoError(t, err)
 	plain, err := io.ReadAll(rc)
 	require.NoError(t, err)
@@ -363,7 +343,7 @@ func TestExportVector(t *testing.T) {
 
 	f.MD5 = strings.ToUpper(f.MD5) // md5 compares case-insensitively
 	var users []ExportedUser
-	for u, err := range c.ExportedUsers(context.Background(), &ExportResult{Status: ExportDone, DataList: []ExportFile{f}}, v.Key) {
+	for u, err := range c.ExportedUsers(context.Background(), &ExportResult{Status: ExportDone, DataList: []ExportFile{f}}, v.EncodingAESKey) {
 		require.NoError(t, err)
 		users = append(users, u)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wecomkit/wecom/internal/vectors"
 	"github.com/wecomkit/wecom/internal/wxcrypto"
 )
 
@@ -40,39 +40,6 @@ const (
 )
 
 var fixtureTime = time.Unix(1700000000, 0)
-
-type officialVector struct {
-	Token          string `json:"token"`
-	EncodingAESKey string `json:"encoding_aes_key"`
-	ReceiverID     string `json:"receiver_id"`
-	VerifyURL      struct {
-		MsgSignature string `json:"msg_signature"`
-		Timestamp    string `json:"timestamp"`
-		Nonce        string `json:"nonce"`
-		Echostr      string `json:"echostr"`
-		Plaintext    string `json:"plaintext"`
-	} `json:"verify_url"`
-	Post struct {
-		MsgSignature string `json:"msg_signature"`
-		Timestamp    string `json:"timestamp"`
-		Nonce        string `json:"nonce"`
-		Body         string `json:"body"`
-		Plaintext    string `json:"plaintext"`
-	} `json:"post"`
-}
-
-func loadOfficialVector(t testing.TB) officialVector {
-	t.Helper()
-	b, err := os.ReadFile("../shared/vectors/callback_official.json")
-	if err != nil {
-		t.Skipf("shared vectors not available (want ../shared/vectors/callback_official.json): %v", err)
-	}
-	var v officialVector
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
 
 func newTestCrypto(t testing.TB) *CallbackCrypto {
 	t.Helper()
@@ -202,7 +169,7 @@ func TestNewCallbackCrypto(t *testing.T) {
 
 func TestCallbackOfficialVectors(t *testing.T) {
 	t.Parallel()
-	v := loadOfficialVector(t)
+	v := vectors.LoadCallback(t)
 	cc, err := NewCallbackCrypto(v.Token, v.EncodingAESKey, v.ReceiverID)
 	if err != nil {
 		t.Fatal(err)
@@ -901,7 +868,7 @@ func TestNotifierWakesWaiterBeforePoll(t *testing.T) {
 
 func TestCallbackHandlerLogsNoSecrets(t *testing.T) {
 	t.Parallel()
-	v := loadOfficialVector(t)
+	v := vectors.LoadCallback(t)
 	cc := newTestCrypto(t)
 	var buf bytes.Buffer
 	var mu sync.Mutex

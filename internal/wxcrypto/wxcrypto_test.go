@@ -5,58 +5,18 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/wecomkit/wecom/internal/vectors"
 )
-
-type callbackVector struct {
-	Token          string `json:"token"`
-	EncodingAESKey string `json:"encoding_aes_key"`
-	ReceiverID     string `json:"receiver_id"`
-	VerifyURL      struct {
-		MsgSignature string `json:"msg_signature"`
-		Timestamp    string `json:"timestamp"`
-		Nonce        string `json:"nonce"`
-		Echostr      string `json:"echostr"`
-		Plaintext    string `json:"plaintext"`
-	} `json:"verify_url"`
-	Post struct {
-		MsgSignature string `json:"msg_signature"`
-		Timestamp    string `json:"timestamp"`
-		Nonce        string `json:"nonce"`
-		Body         string `json:"body"`
-		Plaintext    string `json:"plaintext"`
-	} `json:"post"`
-}
-
-type exportVector struct {
-	EncodingAESKey   string `json:"encoding_aes_key"`
-	Plaintext        string `json:"plaintext"`
-	CiphertextBase64 string `json:"ciphertext_base64"`
-	MD5              string `json:"md5"`
-	Size             int    `json:"size"`
-}
-
-func load(t testing.TB, name string, v any) {
-	t.Helper()
-	b, err := os.ReadFile("../../../shared/vectors/" + name)
-	if err != nil {
-		t.Skipf("shared vectors not available: %v", err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func TestOfficialCallbackVectors(t *testing.T) {
 	t.Parallel()
-	var v callbackVector
-	load(t, "callback_official.json", &v)
+	v := vectors.LoadCallback(t)
 	key, err := DecodeKey(v.EncodingAESKey)
 	if err != nil {
 		t.Fatal(err)
@@ -102,15 +62,14 @@ func TestBatchJobFixture(t *testing.T) {
 
 func TestExportVector(t *testing.T) {
 	t.Parallel()
-	var v exportVector
-	load(t, "export_example.json", &v)
+	v := vectors.LoadExport(t)
 	key, err := DecodeKey(v.EncodingAESKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ct, _ := base64.StdEncoding.DecodeString(v.CiphertextBase64)
 	sum := md5.Sum(ct)
-	if len(ct) != v.Size || hex.EncodeToString(sum[:]) != v.MD5 {
+	if int64(len(ct)) != v.Size || hex.EncodeToString(sum[:]) != v.MD5 {
 		t.Fatalf("size/md5 of vector ciphertext: %d %x", len(ct), sum)
 	}
 	got, err := Encrypt(key, []byte(v.Plaintext))
